@@ -1,0 +1,44 @@
+"""The ``fatescope`` command: one subcommand per pipeline stage, plus ``run`` for the whole DAG.
+
+Subcommands are imported lazily so ``fatescope --help`` stays fast (torch and pyro load only
+for the stages that use them).
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .. import __version__
+from ..logs import configure
+
+# stage name -> module under fatescope.cli defining `command`; order = order in the DAG
+COMMANDS = {
+    "simulate": "simulate",
+    "validate": "validate",
+    "qc": "qc",
+    "run": "run",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"{__name__}.{COMMANDS[name]}").command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="fatescope")
+@click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="Logging verbosity (logs go to stderr).")
+def main(log_level: str) -> None:
+    """fatescope: ranked, shrunken knockdown effects on cell fate from time-course CRISPRi
+    Perturb-seq, with integration, clusters and regulon activity as context.
+
+    Each command below is one pipeline stage; `fatescope run` runs the whole DAG.
+    """
+    configure(log_level)

@@ -1,0 +1,33 @@
+"""``fatescope validate``: check the samplesheet against assets/schema_input.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..io.outputs import staged_output
+from ..io.samplesheet import validate_samplesheet
+from ..logs import get_logger
+from .common import outdir_option, stage_command
+
+log = get_logger(__name__)
+OUTPUTS = ("samplesheet.valid.csv",)
+
+
+def run(input: str, outdir: str = "validate", schema: str | None = None) -> Path:
+    """Validate the samplesheet; write it back with absolute paths as samplesheet.valid.csv."""
+    sheet = validate_samplesheet(input, schema)
+    with staged_output(outdir, "validate", {"input": input, "schema": schema}, ["jsonschema", "pandas"]) as tmp:
+        sheet.table.to_csv(tmp / OUTPUTS[0], index=False)
+    log.info("samplesheet %s: %d samples valid", input, len(sheet.table))
+    return Path(outdir) / OUTPUTS[0]
+
+
+@stage_command("validate", help="Validate a samplesheet (columns sample, counts, batch, day, replicate[, guides, "
+                                "fate_probs]) and write samplesheet.valid.csv. Every bad row and field is listed.")
+@click.option("--input", required=True, type=click.Path(dir_okay=False), help="Samplesheet CSV.")
+@outdir_option("validate")
+@click.option("--schema", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Samplesheet JSON schema [default: the bundled assets/schema_input.json].")
+def command(input: str, outdir: str, schema: str | None) -> None:
+    run(input=input, outdir=outdir, schema=schema)

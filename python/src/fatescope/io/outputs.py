@@ -1,0 +1,88 @@
+"""Atomic stage outputs and provenance files (versions.yml, params, command line).
+
+A stage writes into a hidden temporary folder beside its outdir; only when the stage returns
+are the files moved into place, so a failed stage leaves no half-written output.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import yaml
+
+from .. import __version__
+
+
+def package_versions(packages: Iterable[str]) -> dict[str, str]:
+    """Installed versions of ``packages`` (``fatescope`` and python always included)."""
+    out = {"fatescope": __version__, "python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def versions_yml(process: str, packages: Iterable[str]) -> str:
+    """nf-core style versions.yml text: ``"FATESCOPE:<PROCESS>": {tool: version}``."""
+    return yaml.safe_dump({f"FATESCOPE:{process.upper()}": package_versions(packages)}, sort_keys=False)
+
+
+def _jsonable(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+@contextlib.contextmanager
+def staged_output(outdir: str | os.PathLike, stage: str, params: dict, packages: Iterable[str] = ()) -> Iterator[Path]:
+    """Yield a temporary folder; on success move its files into ``outdir`` with provenance.
+
+    On any exception the temporary folder is removed and ``outdir`` is left as it was.
+    """
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name or 'out'}.{stage}.", dir=outdir.parent))
+    try:
+        yield tmp
+        (tmp / "versions.yml").write_text(versions_yml(stage, packages))
+        (tmp / "params.yaml").write_text(yaml.safe_dump(_jsonable(dict(params)), sort_keys=True))
+        (tmp / "command.txt").write_text(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")
+        _publish(tmp, outdir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, outdir: Path) -> None:
+    """Move the finished files of ``tmp`` into ``outdir`` (rename when possible)."""
+    if not outdir.exists():
+        tmp.rename(outdir)
+        tmp.mkdir()  # keep the finally-clause's rmtree happy
+        return
+    for item in sorted(tmp.iterdir()):
+        target = outdir / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(item, target)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
