@@ -115,7 +115,7 @@ def per_sample_table(raw: dict[str, ad.AnnData], filtered: ad.AnnData) -> pd.Dat
             "genes_after": int((np.bincount(sub.indices, minlength=filtered.n_vars) > 0).sum()),
             "median_genes_per_cell": float(obs["n_genes_by_counts"].median()) if len(sel) else 0.0,
             "median_counts_per_cell": float(obs["total_counts"].median()) if len(sel) else 0.0,
-            "median_pct_counts_mt": float(obs["pct_counts_mt"].median()) if len(sel) else 0.0,
+            "median_pct_counts_mt": round(float(obs["pct_counts_mt"].median()), 4) if len(sel) else 0.0,
             "cells_with_guides": int(obs["n_guides"].gt(0).sum()) if "n_guides" in obs else 0,
             "cells_with_fate_probs": int(obs["has_fate_probs"].sum()) if "has_fate_probs" in obs else 0,
         })

@@ -56,10 +56,6 @@ def load_sample(row: pd.Series, guide_map: pd.DataFrame | None, fate_names: list
     adata = read_counts(row["counts"])
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"{row['counts']}: sample {row['sample']!r} is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
-    if not adata.var_names.is_unique:
-        n_dup = int(adata.var_names.duplicated().sum())
-        log.warning("%s: %d duplicate gene names made unique (suffixes -1, -2, ...)", row["counts"], n_dup)
-        adata.var_names_make_unique()
     for col, value in row.items():
         if col not in ("counts", "guides", "fate_probs") and isinstance(value, str):
             adata.obs[col] = value

@@ -14,10 +14,10 @@ log = get_logger(__name__)
 OUTPUTS = ("samplesheet.valid.csv",)
 
 
-def run(input: str, outdir: str = "validate", schema: str | None = None) -> Path:
+def run(input: str, outdir: str = "validate") -> Path:
     """Validate the samplesheet; write it back with absolute paths as samplesheet.valid.csv."""
-    sheet = validate_samplesheet(input, schema)
-    with staged_output(outdir, "validate", {"input": input, "schema": schema}, ["jsonschema", "pandas"]) as tmp:
+    sheet = validate_samplesheet(input)
+    with staged_output(outdir, "validate", {"input": input}, ["jsonschema", "pandas"]) as tmp:
         sheet.table.to_csv(tmp / OUTPUTS[0], index=False)
     log.info("samplesheet %s: %d samples valid", input, len(sheet.table))
     return Path(outdir) / OUTPUTS[0]
@@ -27,7 +27,5 @@ def run(input: str, outdir: str = "validate", schema: str | None = None) -> Path
                                 "fate_probs]) and write samplesheet.valid.csv. Every bad row and field is listed.")
 @click.option("--input", required=True, type=click.Path(dir_okay=False), help="Samplesheet CSV.")
 @outdir_option("validate")
-@click.option("--schema", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Samplesheet JSON schema [default: the bundled assets/schema_input.json].")
-def command(input: str, outdir: str, schema: str | None) -> None:
-    run(input=input, outdir=outdir, schema=schema)
+def command(input: str, outdir: str) -> None:
+    run(input=input, outdir=outdir)

@@ -16,6 +16,9 @@ import scipy.io
 import scipy.sparse as sp
 
 from ..errors import InputError
+from ..logs import get_logger
+
+log = get_logger(__name__)
 
 MTX_NAMES = ("matrix.mtx.gz", "matrix.mtx")
 FEATURE_NAMES = ("features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv")
@@ -57,7 +60,7 @@ def _read_mtx_folder(folder: Path) -> ad.AnnData:
     if matrix.shape != (len(symbols), len(barcodes)):
         raise InputError(f"{folder}: matrix is {matrix.shape[0]} x {matrix.shape[1]} (genes x cells) but there are "
                          f"{len(symbols)} features and {len(barcodes)} barcodes")
-    var = pd.DataFrame({"gene_ids": ids}, index=pd.Index(symbols, dtype=str))
+    var = pd.DataFrame({"gene_ids": ids}, index=unique_names(symbols, str(folder)))
     return ad.AnnData(X=sp.csr_matrix(matrix.T), obs=pd.DataFrame(index=pd.Index(barcodes, dtype=str)), var=var)
 
 
@@ -74,7 +77,7 @@ def _read_10x_h5(path: Path) -> ad.AnnData:
         n_genes, n_cells = grp["shape"][:]
         mat = sp.csc_matrix((grp["data"][:], grp["indices"][:], grp["indptr"][:]), shape=(n_genes, n_cells))
         barcodes = grp["barcodes"][:].astype(str)
-    var = pd.DataFrame({"gene_ids": ids}, index=pd.Index(names, dtype=str))
+    var = pd.DataFrame({"gene_ids": ids}, index=unique_names(names, str(path)))
     return ad.AnnData(X=mat.T.tocsr(), obs=pd.DataFrame(index=pd.Index(barcodes, dtype=str)), var=var)
 
 
@@ -82,8 +85,31 @@ def _read_h5ad(path: Path) -> ad.AnnData:
     adata = ad.read_h5ad(path)
     counts = adata.layers["counts"] if "counts" in adata.layers else adata.X
     out = ad.AnnData(X=sp.csr_matrix(counts), obs=pd.DataFrame(index=adata.obs_names.astype(str)),
-                     var=pd.DataFrame(index=adata.var_names.astype(str)))
+                     var=pd.DataFrame(index=unique_names(adata.var_names, str(path))))
     return out
+
+
+def unique_names(names: list[str] | np.ndarray, where: str) -> pd.Index:
+    """Gene symbols made unique the anndata way (``X``, ``X-1``, ``X-2``), saying how many changed."""
+    index = pd.Index(np.asarray(names, dtype=str))
+    if index.is_unique:
+        return index
+    seen: dict[str, int] = {}
+    taken = set(index)
+    out = []
+    for name in index:
+        if name in seen:
+            k = seen[name]
+            while f"{name}-{k}" in taken:
+                k += 1
+            seen[name] = k + 1
+            taken.add(f"{name}-{k}")
+            out.append(f"{name}-{k}")
+        else:
+            seen[name] = 1
+            out.append(name)
+    log.warning("%s: %d duplicate gene names made unique (suffixes -1, -2, ...)", where, int(index.duplicated().sum()))
+    return pd.Index(out)
 
 
 def check_counts(X: sp.csr_matrix, where: str) -> None:

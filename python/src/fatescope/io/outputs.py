@@ -55,6 +55,9 @@ def staged_output(outdir: str | os.PathLike, stage: str, params: dict, packages:
     outdir = Path(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name or 'out'}.{stage}.", dir=outdir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the published folder should look like any other
     try:
         yield tmp
         (tmp / "versions.yml").write_text(versions_yml(stage, packages))

@@ -78,7 +78,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = "header" if self.row is None else f"row {self.row} (line {self.row + 1})"
+        where = "header (line 1)" if self.row is None else f"row {self.row} (line {self.row + 1})"
         return f"{where}, field '{self.field}': {self.message}" if self.field else f"{where}: {self.message}"
 
 

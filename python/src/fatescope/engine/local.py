@@ -1,0 +1,163 @@
+"""The embedded engine: run the registered stages in order in this process.
+
+It orders, skips (``--resume``: outputs complete, inputs and params unchanged by content hash)
+and records (pipeline_info/: params, run log, trace.tsv with Nextflow's fields, versions).
+Retries, scheduling and distribution are Nextflow's job.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from .. import __version__
+from ..errors import InputError
+from ..io.annotations import read_guide_map
+from ..io.outputs import atomic_write_text
+from ..io.samplesheet import validate_samplesheet
+from ..logs import add_file_log, get_logger
+from .hashing import fingerprint, hash_path
+from .monitor import ResourceMonitor, human_bytes, human_seconds
+from .stages import STAGES, RunPaths, Stage, default_params
+
+log = get_logger(__name__)
+RECORD = ".fatescope_stage.json"
+TRACE_FIELDS = ("task_id", "hash", "name", "status", "exit", "submit", "duration", "realtime", "%cpu", "peak_rss", "workdir")
+
+
+class StageFailed(RuntimeError):
+    """A stage raised: carries the stage name and the run log's path for the user."""
+
+    def __init__(self, stage: str, error: BaseException, log_path: Path):
+        self.stage, self.error, self.log_path = stage, error, log_path
+        super().__init__(f"stage '{stage}' failed: {error}\n(full log: {log_path})")
+
+
+@dataclass
+class TraceRow:
+    task_id: int
+    name: str
+    status: str
+    hash: str = "-"
+    exit: str = "-"
+    submit: str = "-"
+    realtime_s: float = 0.0
+    pct_cpu: float = 0.0
+    peak_rss: int = 0
+    workdir: str = "-"
+
+    def fields(self) -> dict[str, str]:
+        return {"task_id": str(self.task_id), "hash": self.hash[:8], "name": self.name.upper(), "status": self.status,
+                "exit": self.exit, "submit": self.submit, "duration": human_seconds(self.realtime_s),
+                "realtime": human_seconds(self.realtime_s), "%cpu": f"{self.pct_cpu:.1f}%",
+                "peak_rss": human_bytes(self.peak_rss), "workdir": self.workdir}
+
+
+def preflight(params: dict) -> None:
+    """Check user inputs before anything is written, so a bad run leaves no outdir."""
+    unknown = sorted(set(params) - set(default_params()))
+    if unknown:
+        raise InputError(f"unknown param(s): {', '.join(unknown)} (see `fatescope run --help` and nextflow_schema.json)")
+    if params.get("input"):
+        validate_samplesheet(params["input"])
+    if params.get("guide_map"):
+        read_guide_map(params["guide_map"])
+
+
+def _record_path(paths: RunPaths, stage: Stage) -> Path:
+    return paths.stage_dir(stage.name) / RECORD
+
+
+def _is_current(paths: RunPaths, stage: Stage, key: str) -> bool:
+    """True when the stage ran with the same inputs/params and its outputs are intact."""
+    record = _record_path(paths, stage)
+    if not record.is_file():
+        return False
+    saved = json.loads(record.read_text())
+    if saved.get("fingerprint") != key:
+        return False
+    folder = paths.stage_dir(stage.name)
+    return all((folder / name).exists() and hash_path(folder / name) == digest for name, digest in saved["outputs"].items())
+
+
+def _write_record(paths: RunPaths, stage: Stage, key: str) -> None:
+    folder = paths.stage_dir(stage.name)
+    missing = [o for o in stage.outputs if not (folder / o).exists()]
+    if missing:
+        raise RuntimeError(f"stage '{stage.name}' finished without writing {', '.join(missing)}")
+    outputs = {o: hash_path(folder / o) for o in stage.outputs}
+    atomic_write_text(_record_path(paths, stage), json.dumps({"fingerprint": key, "outputs": outputs,
+                                                             "fatescope": __version__}, indent=1))
+
+
+def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool) -> TraceRow:
+    kwargs = stage.kwargs(paths)
+    inputs = {k: kwargs[k] for k in stage.input_names()}
+    params = {k: v for k, v in kwargs.items() if k not in inputs and k != "outdir"}
+    key = fingerprint(inputs, {"stage": stage.name, **params})
+    row = TraceRow(task_id, stage.name, "CACHED", hash=key, workdir=str(paths.stage_dir(stage.name)))
+    if resume and _is_current(paths, stage, key):
+        log.info("[%s] cached: inputs and params unchanged, outputs complete", stage.name)
+        return row
+    _record_path(paths, stage).unlink(missing_ok=True)
+    row.submit = datetime.now().isoformat(timespec="seconds")
+    log.info("[%s] running", stage.name)
+    with ResourceMonitor() as usage:
+        stage.run_function()(**kwargs)
+    _write_record(paths, stage, key)
+    row.status, row.exit = "COMPLETED", "0"
+    row.realtime_s, row.pct_cpu, row.peak_rss = usage.realtime_s, usage.pct_cpu, usage.peak_rss
+    log.info("[%s] done in %s, peak RSS %s", stage.name, human_seconds(usage.realtime_s), human_bytes(usage.peak_rss))
+    return row
+
+
+def _write_trace(info: Path, rows: list[TraceRow]) -> None:
+    path = info / "trace.tsv"
+    with open(path.with_suffix(".tmp"), "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=TRACE_FIELDS, delimiter="\t")
+        writer.writeheader()
+        writer.writerows(r.fields() for r in rows)
+    path.with_suffix(".tmp").replace(path)
+
+
+def _collect_versions(paths: RunPaths, stages: list[Stage]) -> str:
+    merged: dict = {}
+    for stage in stages:
+        f = paths.stage_dir(stage.name) / "versions.yml"
+        if f.is_file():
+            merged.update(yaml.safe_load(f.read_text()) or {})
+    return yaml.safe_dump(merged, sort_keys=False)
+
+
+def run_pipeline(params: dict, resume: bool = False) -> list[TraceRow]:
+    """Run every enabled stage in order; raise StageFailed naming the stage that failed."""
+    preflight(params)
+    paths = RunPaths(Path(params["outdir"]), params)
+    info = paths.outdir / "pipeline_info"
+    info.mkdir(parents=True, exist_ok=True)
+    handler = add_file_log(info / "run.log")
+    atomic_write_text(info / "params.yaml", yaml.safe_dump(params, sort_keys=True))
+    stages = [s for s in STAGES if s.enabled(paths)]
+    rows: list[TraceRow] = []
+    log.info("fatescope %s: %d stages (%s) into %s%s", __version__, len(stages), ", ".join(s.name for s in stages),
+             paths.outdir, " [resume]" if resume else "")
+    try:
+        for task_id, stage in enumerate(stages, start=1):
+            try:
+                rows.append(_run_stage(stage, paths, task_id, resume))
+            except Exception as exc:
+                rows.append(TraceRow(task_id, stage.name, "FAILED", exit="1", workdir=str(paths.stage_dir(stage.name))))
+                log.error("[%s] failed: %s\n%s", stage.name, exc, traceback.format_exc())
+                raise StageFailed(stage.name, exc, info / "run.log") from exc
+    finally:
+        _write_trace(info, rows)
+        atomic_write_text(info / "versions.yml", _collect_versions(paths, stages))
+        logging.getLogger("fatescope").removeHandler(handler)
+        handler.close()
+    return rows
