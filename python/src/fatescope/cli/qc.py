@@ -124,7 +124,7 @@ def run(input: str, outdir: str = "qc", guide_map: str | None = None, min_featur
 @click.option("--input", required=True, type=click.Path(dir_okay=False), help="Samplesheet CSV (validated again here).")
 @outdir_option("qc")
 @click.option("--guide-map", default=None, type=click.Path(dir_okay=False),
-              help="Guide map CSV (guide_name, gene_name, is_ntc); required when the samplesheet has guides.")
+              help="Guide map CSV (guide_name, gene_name, is_ntc); required when the samplesheet has guides [default: none].")
 @click.option("--min-features", default=600, type=click.IntRange(min=0), help="Minimum genes detected per cell.")
 @click.option("--min-cells", default=3, type=click.IntRange(min=0), help="Minimum cells in which a gene is detected.")
 @click.option("--max-pct-mito", default=None, type=click.FloatRange(0, 100),

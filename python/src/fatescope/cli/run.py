@@ -67,10 +67,10 @@ def resolve_params(profiles: list[str], params_file: str | None, cli_params: dic
 @stage_command("run", help="Run the pipeline: validate -> qc (and the stages added later) on --input, or on freshly "
                            "simulated data with --profile test. Any pipeline param can be given as --name value "
                            "(names as in nextflow.config, e.g. --min_features 300).")
-@click.option("--input", default=None, type=click.Path(dir_okay=False), help="Samplesheet CSV.")
+@click.option("--input", default=None, type=click.Path(dir_okay=False), help="Samplesheet CSV [default: none; required unless --profile test].")
 @click.option("--outdir", default=None, type=click.Path(file_okay=False), help="Output folder [default: results].")
 @click.option("--params-file", "-params-file", "params_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="YAML/JSON file of params (as Nextflow's -params-file).")
+              help="YAML/JSON file of params (as Nextflow's -params-file) [default: none].")
 @click.option("--profile", "-profile", "profile", default="", help="Comma-separated profiles; 'test' simulates a small "
               "dataset into the outdir and runs on it. Other profiles (docker, slurm, ...) are for --engine nextflow.")
 @click.option("--resume", "-resume", "resume", is_flag=True, help="Skip stages whose outputs are complete and whose "

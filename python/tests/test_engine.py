@@ -1,0 +1,131 @@
+"""The local engine: order, resume by content hash, trace, failures, params layering."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import write_sheet
+
+from fatescope.cli import main
+from fatescope.cli.run import parse_extra_params, resolve_params
+from fatescope.engine.local import StageFailed, run_pipeline
+from fatescope.engine.stages import STAGES, default_params
+from fatescope.errors import InputError
+
+
+@pytest.fixture
+def sheet(three_samples):
+    tmp_path, paths, _ = three_samples
+    rows = [{"sample": s, "counts": str(paths[s]), "batch": "b1", "day": "d0", "replicate": "r1"} for s in ("s1", "s2", "s3")]
+    return write_sheet(tmp_path / "sheet.csv", rows)
+
+
+def _params(sheet, outdir, **over):
+    return resolve_params([], None, {"input": str(sheet), "outdir": str(outdir), "min_features": 0, **over})
+
+
+def _trace(outdir):
+    with open(outdir / "pipeline_info" / "trace.tsv") as fh:
+        return {r["name"]: r for r in csv.DictReader(fh, delimiter="\t")}
+
+
+def test_run_then_resume_does_no_work(sheet, tmp_path):
+    out = tmp_path / "res"
+    rows = run_pipeline(_params(sheet, out))
+    assert [(r.name, r.status) for r in rows] == [("validate", "COMPLETED"), ("qc", "COMPLETED")]
+    info = out / "pipeline_info"
+    assert {p.name for p in info.iterdir()} >= {"trace.tsv", "params.yaml", "run.log", "versions.yml"}
+    trace = _trace(out)
+    assert trace["QC"]["status"] == "COMPLETED" and trace["QC"]["peak_rss"].endswith("MB")
+    assert "FATESCOPE:QC" in yaml.safe_load((info / "versions.yml").read_text())
+    for stage in ("validate", "qc"):
+        assert {"versions.yml", "params.yaml", "command.txt"} <= {p.name for p in (out / stage).iterdir()}
+    mtime = (out / "qc" / "cells.h5ad").stat().st_mtime_ns
+    rows = run_pipeline(_params(sheet, out), resume=True)
+    assert [r.status for r in rows] == ["CACHED", "CACHED"]
+    assert (out / "qc" / "cells.h5ad").stat().st_mtime_ns == mtime
+    assert _trace(out)["QC"]["status"] == "CACHED"
+
+
+def test_resume_reruns_what_changed(sheet, three_samples, tmp_path):
+    out = tmp_path / "res"
+    run_pipeline(_params(sheet, out))
+    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True)
+    assert [r.status for r in rows] == ["CACHED", "COMPLETED"]
+    # a changed data file behind an unchanged samplesheet invalidates both stages
+    _, paths, _ = three_samples
+    h5ad = paths["s1"]
+    import anndata as ad
+    a = ad.read_h5ad(h5ad)
+    a.X[0, 0] += 1
+    a.write_h5ad(h5ad)
+    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True)
+    assert [r.status for r in rows] == ["COMPLETED", "COMPLETED"]
+    # a damaged output is not taken as complete
+    (out / "qc" / "qc_per_sample.csv").write_text("tampered\n")
+    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True)
+    assert [r.status for r in rows] == ["CACHED", "COMPLETED"]
+
+
+def test_failure_names_stage_and_leaves_no_partial_output(sheet, tmp_path):
+    out = tmp_path / "res"
+    with pytest.raises(StageFailed) as exc:
+        run_pipeline(_params(sheet, out, min_features=10_000))
+    assert exc.value.stage == "qc" and "no cells left" in str(exc.value)
+    assert str(out / "pipeline_info" / "run.log") in str(exc.value)
+    assert not (out / "qc").exists() and (out / "validate" / "samplesheet.valid.csv").exists()
+    assert _trace(out)["QC"]["status"] == "FAILED"
+    rows = run_pipeline(_params(sheet, out), resume=True)
+    assert [r.status for r in rows] == ["CACHED", "COMPLETED"]
+
+
+def test_bad_samplesheet_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sample,counts,batch,day\na,/nope,b,dX\na,/nope,b,d1\n")
+    result = CliRunner().invoke(main, ["run", "--input", str(bad), "--outdir", str(tmp_path / "res")])
+    assert result.exit_code == 1
+    for needle in ("required column 'replicate' is missing", "duplicate sample 'a'", "'/nope' does not exist",
+                   "value 'dX' is not valid"):
+        assert needle in result.output
+    assert not (tmp_path / "res").exists()
+
+
+def test_unknown_param_refused(sheet, tmp_path):
+    with pytest.raises(InputError, match="unknown param.*min_featurez"):
+        run_pipeline(_params(sheet, tmp_path / "res", min_featurez=3))
+    assert not (tmp_path / "res").exists()
+
+
+def test_params_layering(tmp_path):
+    pf = tmp_path / "p.yaml"
+    pf.write_text(yaml.safe_dump({"min_features": 100, "min_cells": 7, "outdir": "from_file"}))
+    params = resolve_params(["test"], str(pf), {"min_cells": 9})
+    assert params["min_features"] == 100 and params["min_cells"] == 9 and params["outdir"] == "from_file"
+    assert resolve_params(["test"], None, {})["min_features"] == 300  # the test profile's value
+    with pytest.raises(InputError, match="no --input"):
+        resolve_params([], None, {})
+
+
+def test_extra_params_parse_like_nextflow():
+    assert parse_extra_params(["--min_features", "250", "--gene-join=outer", "--max_pct_mito", "null", "--flag"]) == {
+        "min_features": 250, "gene_join": "outer", "max_pct_mito": None, "flag": True}
+    with pytest.raises(InputError):
+        parse_extra_params(["stray"])
+
+
+def test_stage_params_mirror_cli_defaults():
+    params = default_params()
+    assert params["min_features"] == 600 and params["gene_join"] == "inner" and params["max_pct_mito"] is None
+    assert params["outdir"] == "results" and params["input"] is None
+    assert "sim_seed" in params and all(not k.startswith("sim_") or k[4:] for k in params)
+    assert [s.name for s in STAGES][:3] == ["simulate", "validate", "qc"]
+
+
+def test_record_holds_output_hashes(sheet, tmp_path):
+    out = tmp_path / "res"
+    run_pipeline(_params(sheet, out))
+    record = json.loads((out / "qc" / ".fatescope_stage.json").read_text())
+    assert set(record["outputs"]) == {"cells.h5ad", "qc_per_sample.csv"} and len(record["fingerprint"]) == 64
