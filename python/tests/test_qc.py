@@ -130,3 +130,12 @@ def test_pbmc_three_real_samples(tmp_path):
     assert (table["cells_after"] <= table["cells_before"]).all() and table["cells_after"].sum() > 2800
     a = ad.read_h5ad(tmp_path / "o" / "cells.h5ad", backed="r")
     assert a.n_obs == table["cells_after"].sum() and a.n_vars < 12518
+
+
+def test_empty_guide_file_means_no_guides(three_samples, guide_map):
+    tmp_path, paths, _ = three_samples
+    (tmp_path / "g.csv").write_text("cell,guide\n")
+    sheet = _sheet(tmp_path, paths, guides={"s1": tmp_path / "g.csv"})
+    qc_run(input=str(sheet), outdir=str(tmp_path / "o"), guide_map=str(guide_map), min_features=0)
+    a = ad.read_h5ad(tmp_path / "o" / "cells.h5ad")
+    assert a.obs["n_guides"].sum() == 0 and a.obsm["guides"].shape == (90, 4)

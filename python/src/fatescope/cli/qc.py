@@ -27,7 +27,9 @@ def _attach_guides(adata: ad.AnnData, path: str, guide_map: pd.DataFrame) -> Non
     barcodes, calls = read_guide_calls(path, guide_map.index)
     rows = pd.Index(barcodes).get_indexer(adata.obs_names)
     matched = rows >= 0
-    if not matched.any():
+    if len(barcodes) == 0:
+        log.warning("%s: no guide calls in this file; the sample's cells carry no guides", path)
+    elif not matched.any():
         raise InputError(f"{path}: none of its {len(barcodes)} cell barcodes match the counts' barcodes "
                          f"(e.g. {barcodes[0]!r} vs {adata.obs_names[0]!r})")
     pick = sp.csr_matrix((np.ones(matched.sum()), (np.flatnonzero(matched), rows[matched])), shape=(adata.n_obs, len(barcodes)))
