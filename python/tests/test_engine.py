@@ -129,3 +129,14 @@ def test_record_holds_output_hashes(sheet, tmp_path):
     run_pipeline(_params(sheet, out))
     record = json.loads((out / "qc" / ".fatescope_stage.json").read_text())
     assert set(record["outputs"]) == {"cells.h5ad", "qc_per_sample.csv"} and len(record["fingerprint"]) == 64
+
+
+def test_nextflow_engine_hand_off(tmp_path, monkeypatch):
+    from fatescope.engine.nextflow import nextflow_command, pipeline_root, run_with_nextflow
+    cmd = nextflow_command({}, ["test", "docker"], True, tmp_path / "p.yaml")
+    assert cmd[:3] == ["nextflow", "run", str(pipeline_root() / "main.nf")]
+    assert cmd[3:] == ["-params-file", str(tmp_path / "p.yaml"), "-profile", "test,docker", "-resume"]
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(InputError, match="`nextflow` is not on PATH"):
+        run_with_nextflow({"outdir": str(tmp_path / "o")}, ["test"], False)
+    assert not (tmp_path / "o").exists()
