@@ -17,6 +17,9 @@ COMMANDS = {
     "simulate": "simulate",
     "validate": "validate",
     "qc": "qc",
+    "mash": "mash",
+    "aggregate": "aggregate",
+    "rank": "rank",
     "run": "run",
 }
 

@@ -1,0 +1,112 @@
+"""Reading the daywise effect tables that mash consumes and the posterior tables it writes.
+
+Input (from the fate stage): ``gene, betahat_<day>..., se_<day>...`` or
+``guide, gene, betahat_<day>..., se_<day>...``. Output: the id columns, then ``postmean_<day>``,
+``postsd_<day>``, ``lfsr_<day>``. Errors name the file, the row (1-based data row and id) and the column.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+KINDS = ("gene", "guide")
+POSTERIOR_FIELDS = ("postmean", "postsd", "lfsr")
+
+
+@dataclass(frozen=True)
+class DaywiseTable:
+    kind: str                 # gene or guide (the first column's name)
+    ids: pd.DataFrame         # the id columns, in file order
+    days: list[str]
+    bhat: np.ndarray
+    shat: np.ndarray
+
+
+def _read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV table ({exc})") from None
+
+
+def day_columns(columns: list[str], prefix: str) -> list[str]:
+    return [c[len(prefix):] for c in columns if c.startswith(prefix)]
+
+
+def _numeric(df: pd.DataFrame, cols: list[str], path, ids: pd.Series) -> np.ndarray:
+    out = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    bad = np.argwhere(~np.isfinite(out))
+    if len(bad):
+        problems = [f"row {r + 1} ({ids.iloc[r]!r}), column {cols[c]!r}: {df[cols[c]].iloc[r]!r} is not a finite number"
+                    for r, c in bad[:10]]
+        raise InputError(f"{path}: {len(bad)} missing or non-numeric values (NaN/Inf are not allowed)", problems)
+    return out
+
+
+def read_daywise_table(path: str | os.PathLike) -> DaywiseTable:
+    """Validated daywise table: unique ids, matching betahat/se day columns, finite effects, se > 0."""
+    df = _read_csv(path)
+    cols = list(df.columns)
+    if not cols or cols[0] not in KINDS:
+        raise InputError(f"{path}: the first column must be 'gene' or 'guide' (the effect id), found {cols[:1]}")
+    kind = cols[0]
+    id_cols = [c for c in cols if not re.match(r"^(betahat|se)_", c)]
+    b_days, s_days = day_columns(cols, "betahat_"), day_columns(cols, "se_")
+    if not b_days:
+        raise InputError(f"{path}: no 'betahat_<day>' columns")
+    if b_days != s_days:
+        raise InputError(f"{path}: the day columns of betahat and se do not match: betahat_ has {b_days}, se_ has {s_days} "
+                         "(same days, same order expected)")
+    if len(set(b_days)) != len(b_days):
+        raise InputError(f"{path}: duplicated day columns {b_days}")
+    if len(df) == 0:
+        raise InputError(f"{path}: no data rows")
+    ids = df[kind]
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        rows = [f"row {i + 1}: {v!r}" for i, v in dup.head(10).items()]
+        raise InputError(f"{path}: column {kind!r} has {dup.nunique()} duplicated ids", rows)
+    if (ids == "").any():
+        raise InputError(f"{path}: column {kind!r} is empty in row {int(np.flatnonzero(ids == '')[0]) + 1}")
+    bhat = _numeric(df, [f"betahat_{d}" for d in b_days], path, ids)
+    shat = _numeric(df, [f"se_{d}" for d in b_days], path, ids)
+    bad = np.argwhere(shat <= 0)
+    if len(bad):
+        problems = [f"row {r + 1} ({ids.iloc[r]!r}), column 'se_{b_days[c]}': {shat[r, c]!r}" for r, c in bad[:10]]
+        raise InputError(f"{path}: {len(bad)} standard errors are not positive", problems)
+    return DaywiseTable(kind, df[id_cols].reset_index(drop=True), b_days, bhat, shat)
+
+
+def posterior_table(ids: pd.DataFrame, days: list[str], fields: dict[str, np.ndarray]) -> pd.DataFrame:
+    """id columns, then ``<field>_<day>`` for each field in ``fields`` (e.g. postmean, postsd, lfsr)."""
+    parts = [ids.reset_index(drop=True)]
+    for name, values in fields.items():
+        parts.append(pd.DataFrame(values, columns=[f"{name}_{d}" for d in days]))
+    return pd.concat(parts, axis=1)
+
+
+def read_posterior_table(path: str | os.PathLike, id_columns: tuple[str, ...]) -> tuple[pd.DataFrame, list[str], dict[str, np.ndarray]]:
+    """A mash output table: (ids, days, {postmean, postsd, lfsr} arrays), validated like the inputs."""
+    df = _read_csv(path)
+    missing = [c for c in id_columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing id column(s) {missing}")
+    days = day_columns(list(df.columns), "postmean_")
+    for f in POSTERIOR_FIELDS[1:]:
+        if day_columns(list(df.columns), f"{f}_") != days:
+            raise InputError(f"{path}: the {f}_ day columns do not match the postmean_ days {days}")
+    if not days:
+        raise InputError(f"{path}: no 'postmean_<day>' columns")
+    key = df[id_columns[0]]
+    fields = {f: _numeric(df, [f"{f}_{d}" for d in days], path, key) for f in POSTERIOR_FIELDS}
+    if np.any(fields["postsd"] < 0) or np.any((fields["lfsr"] < 0) | (fields["lfsr"] > 1)):
+        raise InputError(f"{path}: postsd must be >= 0 and lfsr within [0, 1]")
+    return df[list(id_columns)].reset_index(drop=True), days, fields

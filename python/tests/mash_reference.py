@@ -1,0 +1,62 @@
+"""Loaders for mashr's reference outputs in ../shared/reference/mashr (skip when absent)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+REF = SHARED / "reference" / "mashr"
+DAYS = ["d0", "d2", "d4", "d6"]
+
+
+def need_reference() -> Path:
+    if not (REF / "input_Bhat.csv").exists():
+        pytest.skip(f"mashr reference outputs not found at {REF}")
+    return REF
+
+
+def matrix(name: str) -> np.ndarray:
+    return pd.read_csv(need_reference() / name).to_numpy(np.float64)
+
+
+def named(name: str, col: str) -> dict[str, float]:
+    df = pd.read_csv(need_reference() / name, keep_default_na=False)
+    return dict(zip(df["name"], df[col].astype(float)))
+
+
+def ulist(name: str) -> dict[str, np.ndarray]:
+    df = pd.read_csv(need_reference() / name)
+    out = {}
+    for cov, g in df.groupby("cov_name", sort=False):
+        R = int(g["i"].max())
+        M = np.zeros((R, R))
+        M[g["i"] - 1, g["j"] - 1] = g["value"]
+        out[cov] = M
+    return out
+
+
+def loglik(tag: str) -> float:
+    return float((need_reference() / f"{tag}_loglik.txt").read_text())
+
+
+def conditions() -> list[str]:
+    return list(pd.read_csv(need_reference() / "input_Bhat.csv", nrows=0).columns)
+
+
+def strong_idx() -> np.ndarray:
+    return np.loadtxt(need_reference() / "ed_strong_idx.txt", dtype=int) - 1
+
+
+def gene_table(path: Path) -> Path:
+    """The reference input as a fate-stage gene table (days d0..d6)."""
+    b, s = matrix("input_Bhat.csv"), matrix("input_Shat.csv")
+    df = pd.DataFrame({"gene": [f"G{i:04d}" for i in range(len(b))]})
+    for k, d in enumerate(DAYS):
+        df[f"betahat_{d}"] = b[:, k]
+    for k, d in enumerate(DAYS):
+        df[f"se_{d}"] = s[:, k]
+    df.to_csv(path, index=False, float_format="%.17g")
+    return path
