@@ -39,3 +39,8 @@ def add_file_log(path) -> logging.Handler:
 def progress(iterable: Iterable[T], desc: str, total: int | None = None, **kwargs) -> Iterator[T]:
     """tqdm bar that disables itself when stderr is not a terminal."""
     return iter(tqdm(iterable, desc=desc, total=total, disable=None, leave=False, **kwargs))
+
+
+def progress_bar(total: int, desc: str, **kwargs) -> tqdm:
+    """A manual tqdm bar (``update``/``set_postfix``) that disables itself when stderr is not a terminal."""
+    return tqdm(total=total, desc=desc, disable=None, leave=False, **kwargs)

@@ -17,9 +17,12 @@ COMMANDS = {
     "simulate": "simulate",
     "validate": "validate",
     "qc": "qc",
+    "fate-fit": "fate_fit",
     "mash": "mash",
     "aggregate": "aggregate",
     "rank": "rank",
+    "eval-recovery": "eval_recovery",
+    "diagnostics": "diagnostics",
     "run": "run",
 }
 

@@ -1,0 +1,125 @@
+"""Variational families for the fate model.
+
+- ``structured`` (default): point estimates (MAP) of the scale hyperparameters tau, sigma_time,
+  sigma_guide; a full (F*D) x (F*D) normal per gene for z (days and fates jointly, so the
+  random-walk posterior keeps its strong day-to-day correlations); mean-field normals for u and
+  the nuisance terms. Avoids the spec's known trap (mean-field scales collapsing).
+- ``map-meanfield``: as structured but z mean-field (an ablation, for calibration studies).
+- ``meanfield``: pyro's AutoNormal over everything (the reference pipeline's choice; the trap).
+- ``lowrank``: pyro's AutoLowRankMultivariateNormal over everything.
+"""
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions import constraints
+from pyro.infer import autoguide
+from torch.distributions.transforms import ReshapeTransform
+
+from .model import FateModel
+
+GUIDES = ("block-lowrank", "structured", "map-meanfield", "meanfield", "lowrank")
+SCALE_SITES = ("tau", "sigma_time", "sigma_guide")
+
+
+def initial_alpha(model: FateModel) -> torch.Tensor:
+    """(F, D) empirical log(mean p_f / mean p_ref) per day: a starting point near the optimum."""
+    data = model.data
+    sums = torch.zeros(data.n_days, data.probs.shape[1], device=data.probs.device).index_add(0, data.day, data.probs)
+    ratio = torch.log(sums[:, 1:].clamp(min=1e-6)) - torch.log(sums[:, :1].clamp(min=1e-6))
+    return ratio.T.contiguous()
+
+
+class StructuredGuide:
+    """Hand-written guide; ``distributions()`` is shared by SVI and posterior sampling."""
+
+    def __init__(self, model: FateModel, block_z: bool = True, init_scale: float = 0.05):
+        self.model, self.block_z, self.init_scale = model, block_z, init_scale
+
+    def _normal(self, name: str, loc_init: torch.Tensor, scale: float) -> dist.Distribution:
+        loc = pyro.param(f"{name}.loc", loc_init)
+        sd = pyro.param(f"{name}.scale", lambda: torch.full_like(loc_init(), scale), constraint=constraints.positive)
+        return dist.Normal(loc, sd).to_event(loc.dim())
+
+    def scales(self) -> dict[str, torch.Tensor]:
+        data, p = self.model.data, self.model.priors
+        dev, F, D = data.probs.device, data.n_fates, data.n_days
+        inits = {"tau": lambda: torch.full((F,), 0.5 * p.s_tau, device=dev),
+                 "sigma_time": lambda: torch.full((F, D - 1), 0.5 * p.s_time, device=dev),
+                 "sigma_guide": lambda: torch.full((F,), 0.5 * p.s_guide, device=dev)}
+        return {k: pyro.param(f"{k}.map", v, constraint=constraints.positive) for k, v in inits.items()}
+
+    def distributions(self) -> dict[str, dist.Distribution]:
+        model, data = self.model, self.model.data
+        dev = data.probs.device
+        F, D, R, L, G = data.n_fates, data.n_days, data.n_replicates, data.n_genes, data.n_guides
+        out = {"alpha": self._normal("alpha", lambda: initial_alpha(model), self.init_scale),
+               "b": self._normal("b", lambda: torch.zeros(F, R, device=dev), self.init_scale),
+               "gamma": self._normal("gamma", lambda: torch.zeros(F, device=dev), self.init_scale)}
+        if not model.use_guides:
+            return out
+        for name, value in self.scales().items():
+            out[name] = dist.Delta(value, event_dim=value.dim())
+        if self.block_z:
+            loc = pyro.param("z.loc", lambda: torch.zeros(L, F * D, device=dev))
+            tril = pyro.param("z.scale_tril", lambda: 0.1 * torch.eye(F * D, device=dev).expand(L, F * D, F * D).clone(),
+                              constraint=constraints.lower_cholesky)
+            mvn = dist.MultivariateNormal(loc, scale_tril=tril)
+            out["z"] = dist.TransformedDistribution(mvn, [ReshapeTransform((F * D,), (F, D))]).to_event(1)
+        else:
+            out["z"] = self._normal("z", lambda: torch.zeros(L, F, D, device=dev), 0.1)
+        out["u"] = self._normal("u", lambda: torch.zeros(G, F, device=dev), 0.1)
+        return out
+
+    def __call__(self, batch: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return {name: pyro.sample(name, d) for name, d in self.distributions().items()}
+
+    def point(self) -> dict[str, torch.Tensor]:
+        """Posterior means (MAP values for the scale hyperparameters)."""
+        with torch.no_grad():
+            dists = self.distributions()
+            out = {name: d.mean.detach() for name, d in dists.items() if name != "z"}
+            if "z" in dists:
+                loc = pyro.param("z.loc")
+                out["z"] = (loc.reshape(dists["z"].event_shape) if self.block_z else loc).detach()
+            return out
+
+    def draw(self, num: int) -> dict[str, torch.Tensor]:
+        """``num`` posterior draws per site (leading dimension), without gradients."""
+        with torch.no_grad():
+            return {name: d.sample((num,)) for name, d in self.distributions().items()}
+
+
+class AutoGuideWrapper:
+    """Pyro autoguide with the same ``draw`` interface."""
+
+    def __init__(self, model: FateModel, kind: str, rank: int | None = None):
+        self.model = model
+        if kind == "meanfield":
+            self.guide = autoguide.AutoNormal(model, init_scale=0.05)
+        else:
+            self.guide = autoguide.AutoLowRankMultivariateNormal(model, rank=rank, init_scale=0.05)
+
+    def __call__(self, batch: torch.Tensor | None = None):
+        return self.guide(batch)
+
+    def point(self) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {k: v.detach() for k, v in self.guide.median().items()}
+
+    def draw(self, num: int) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            draws = [self.guide(None) for _ in range(num)]
+        return {k: torch.stack([d[k] for d in draws]) for k in draws[0]}
+
+
+def make_guide(model: FateModel, kind: str = "structured", rank: int | None = None):
+    if kind not in GUIDES:
+        raise ValueError(f"unknown guide {kind!r}; expected one of {GUIDES}")
+    if kind == "block-lowrank":
+        from .joint_guide import JointGuide
+        return JointGuide(model, rank=rank or 4)
+    if kind in ("structured", "map-meanfield"):
+        return StructuredGuide(model, block_z=kind == "structured")
+    return AutoGuideWrapper(model, kind, rank)

@@ -1,0 +1,120 @@
+"""The pyro fate model: shapes, hard zeros, the likelihood against the simulator's own logits,
+QC offsets ~0, determinism."""
+from __future__ import annotations
+
+import numpy as np
+import pyro
+import pytest
+import torch
+
+from fatescope.fate.encoding import encode
+from fatescope.fate.export import qc_delta_mean, qc_theta_beta_offset, summarise
+from fatescope.fate.fit import FitConfig, EpochBatches, fit, plateau_reached
+from fatescope.fate.model import FateData, FateModel, Priors, beta_table, cell_logits, delta_from_u, theta_from_z
+from fatescope.fate.synthetic import simulated_cells
+from fatescope.simulate.fate import fate_logits
+
+
+@pytest.fixture(scope="module")
+def sim_enc():
+    adata, truth, sim = simulated_cells(seed=11, n_cells=800, n_perturbed_genes=12, guides_per_gene=3, n_ntc_guides=4, moi=4)
+    return sim, encode(adata)
+
+
+def test_shapes_and_hard_zeros(sim_enc):
+    sim, enc = sim_enc
+    data = FateData.from_encoding(enc)
+    L, G, F, D = enc.n_genes, enc.n_guides, 2, 4
+    z, u = torch.randn(L, F, D), torch.randn(G, F)
+    tau, st, sg = torch.rand(F), torch.rand(F, D - 1), torch.rand(F)
+    theta = theta_from_z(z, tau, st)
+    assert theta.shape == (L, F, D)
+    torch.testing.assert_close(theta[..., 0], tau * z[..., 0])
+    torch.testing.assert_close(theta[..., 2] - theta[..., 1], st[:, 1] * z[..., 2])
+    delta = delta_from_u(u, sg, data)
+    gene = data.gene_of_guide[1:]
+    for l in range(1, L + 1):
+        assert delta[gene == l].mean(0).abs().max() < 1e-6
+    beta = beta_table(theta, delta, data)
+    assert beta.shape == (G + 1, F, D) and torch.all(beta[0] == 0)
+    torch.testing.assert_close(beta[1:], theta[gene - 1] + delta[:, :, None])
+    # batched draws keep the leading dimension
+    assert theta_from_z(z.expand(3, L, F, D), tau.expand(3, F), st.expand(3, F, D - 1)).shape == (3, L, F, D)
+
+
+def test_logits_match_the_simulator(sim_enc):
+    """With the simulator's own parameters, cell_logits reproduces its eta (MOI sum, NTC and padding zero)."""
+    sim, enc = sim_enc
+    eff = sim.effects
+    data = FateData.from_encoding(enc)
+    delta = torch.tensor(eff.delta, dtype=torch.float32)
+    theta = torch.tensor(eff.theta, dtype=torch.float32)
+    beta = beta_table(theta, delta, data)
+    b = torch.tensor(eff.b, dtype=torch.float32)
+    got = cell_logits(torch.arange(enc.n_cells), data, torch.tensor(eff.alpha, dtype=torch.float32), b,
+                      torch.tensor(eff.gamma, dtype=torch.float32), beta)
+    burden = (sim.guides >= 0).sum(1)
+    want = fate_logits(eff, sim.guides, sim.cells["day_index"].to_numpy(), sim.cells["replicate_index"].to_numpy(), burden.mean())
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-4)
+
+
+def test_model_trace_scales_by_plate(sim_enc):
+    sim, enc = sim_enc
+    data = FateData.from_encoding(enc)
+    model = FateModel(data, Priors(), likelihood_weight=2.0)
+    pyro.set_rng_seed(0)
+    tr = pyro.poutine.trace(model).get_trace(torch.arange(100))
+    site = tr.nodes["soft_labels"]
+    assert site["scale"] == pytest.approx(enc.n_cells / 100)
+    assert tr.nodes["z"]["value"].shape == (enc.n_genes, 2, 4) and tr.nodes["u"]["value"].shape == (enc.n_guides, 2)
+
+
+def test_epoch_batches_and_plateau():
+    b = EpochBatches(10, 4, seed=0, device=torch.device("cpu"))
+    seen = torch.cat([b.next() for _ in range(2)])
+    assert len(set(seen.tolist())) == 8  # without replacement within an epoch
+    assert plateau_reached([10.0, 9.0, 8.9995, 8.9994], rel_tol=1e-4, patience=2)
+    assert not plateau_reached([10.0, 9.0, 8.0, 7.99], rel_tol=1e-4, patience=2)
+
+
+def _short(seed=0, guide="structured"):
+    return FitConfig(num_steps=60, min_steps=60, batch_size=256, plateau_window=20, seed=seed, likelihood_weight=10.0,
+                     guide=guide, device="cpu")
+
+
+def test_determinism_and_qc_offsets(sim_enc):
+    sim, enc = sim_enc
+    r1 = fit(enc, config=_short(3))
+    p1 = summarise(r1.guide, r1.model.data, enc, num_draws=50, seed=3)
+    r2 = fit(enc, config=_short(3))
+    p2 = summarise(r2.guide, r2.model.data, enc, num_draws=50, seed=3)
+    assert np.array_equal(r1.losses, r2.losses)
+    assert np.array_equal(p1.theta_mean, p2.theta_mean) and np.array_equal(p1.beta_sd, p2.beta_sd)
+    r3 = fit(enc, config=_short(4))
+    assert not np.array_equal(r1.losses, r3.losses)
+    assert qc_delta_mean(p1).iloc[:, 1:].abs().to_numpy().max() < 1e-6
+    assert abs(qc_theta_beta_offset(p1).iloc[:, 1:].to_numpy().mean()) < 1e-6
+    assert qc_theta_beta_offset(p1).iloc[:, 1:].abs().to_numpy().max() < 1e-5
+
+
+@pytest.mark.parametrize("guide", ["map-meanfield", "meanfield", "lowrank", "block-lowrank"])
+def test_other_guides_run(sim_enc, guide):
+    sim, enc = sim_enc
+    r = fit(enc, config=_short(0, guide))
+    post = summarise(r.guide, r.model.data, enc, num_draws=20)
+    assert np.isfinite(r.losses).all() and post.theta_mean.shape == (enc.n_genes, 2, 4)
+    assert np.all(post.theta_sd > 0)
+
+
+def test_block_lowrank_density_matches_dense_normal():
+    from fatescope.fate.joint_guide import BlockLowRankNormal
+    torch.manual_seed(0)
+    nd, L, b, r = 3, 4, 2, 2
+    loc, sd = torch.randn(nd + L * b), torch.rand(nd) + 0.5
+    tril = torch.tril(torch.randn(L, b, b)) * 0.3 + torch.eye(b)
+    factor = torch.randn(nd + L * b, r) * 0.5
+    d = BlockLowRankNormal(loc, sd, tril, factor)
+    cov = torch.block_diag(torch.diag(sd ** 2), *[t @ t.T for t in tril]) + factor @ factor.T
+    x = d.rsample((5,))
+    torch.testing.assert_close(d.log_prob(x), torch.distributions.MultivariateNormal(loc, covariance_matrix=cov).log_prob(x),
+                               atol=1e-4, rtol=1e-5)
