@@ -1,0 +1,240 @@
+"""Integration benchmark on real data with labels: fatescope vs the scalex package and harmonypy.
+
+Tasks (CellBench / sc_mixology, shared/data/sc_mixology):
+  T1  three CEL-seq2 plates p1/p2/p3 (909 cells, 5 cell lines, 3 batches)
+  T2  CEL-seq2 vs Drop-seq (499 cells, 3 cell lines, 2 batches)
+Same cells and genes for every method: inner gene join, the 2,000 batch-aware HVGs
+(fatescope.cells.preprocess, scanpy's seurat/batch_key rule), labels = demuxlet cell line.
+
+Methods (each in a fresh spawned process, so peak RSS is its own; wall time is the method only):
+  pca            uncorrected: log-normalised HVGs, z-scored (clip 10), 50 PCs
+  harmonypy      harmonypy on those PCs (peer)
+  scalex         the scalex package (peer), given our HVG list, same iterations
+  ours-harmony   fatescope Harmony (torch) on the same PCs
+  ours-scalex    fatescope SCALEX-style VAE, same iterations
+  ours-scalex+harmony    fatescope Harmony on that latent (same run; wall includes the VAE)
+  ours-scalex-projected  fatescope VAE trained without the last batch, which is then projected
+Metrics: fatescope.cells.metrics.assess (scib-style: bio = mean(label ASW, ARI, NMI, cLISI),
+batch = mean(batch ASW, iLISI), total = 0.6 bio + 0.4 batch; ARI/NMI of Leiden clusters at the
+NMI-optimal resolution).
+
+    .venv/bin/python bench/integrate.py --iterations 3000 --out bench/integrate_results.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sc_mixology"
+TASKS = {"T1": ["sc_celseq2_5cl_p1", "sc_celseq2_5cl_p2", "sc_celseq2_5cl_p3"], "T2": ["sc_celseq2", "sc_dropseq"]}
+
+
+def load_task(name: str):
+    """Counts (cells x genes, inner join), batches, labels."""
+    import anndata as ad
+
+    parts = []
+    for sample in TASKS[name]:
+        counts = pd.read_csv(DATA / f"{sample}.count.csv.gz", index_col=0)
+        meta = pd.read_csv(DATA / f"{sample}.metadata.csv.gz", index_col=0).reindex(counts.columns)
+        a = ad.AnnData(sp.csr_matrix(counts.T.to_numpy(np.float32)), obs=pd.DataFrame(index=[f"{sample}:{c}" for c in counts.columns]),
+                       var=pd.DataFrame(index=counts.index.astype(str)))
+        a.obs["batch"] = sample
+        a.obs["label"] = meta["cell_line_demuxlet"].astype(str).to_numpy()
+        parts.append(a)
+    genes = sorted(g for g in set.intersection(*(set(p.var_names) for p in parts)) if not g.startswith("ERCC"))
+    adata = ad.concat([p[:, genes] for p in parts])
+    return adata
+
+
+def hvgs(adata, n_top=2000):
+    from fatescope.cells.preprocess import highly_variable_genes, log_normalize
+
+    logX = log_normalize(adata.X)
+    return list(adata.var_names[highly_variable_genes(logX, adata.obs["batch"].to_numpy(), n_top)])
+
+
+def pcs(adata, genes, n_comps=50):
+    from fatescope.cells.preprocess import log_normalize, pca
+
+    X = log_normalize(adata.X)[:, adata.var_names.get_indexer(genes)].toarray()
+    X = np.clip((X - X.mean(0)) / np.maximum(X.std(0), 1e-8), -10, 10)
+    return pca(X, n_comps)
+
+
+# --- methods: each returns the embedding; run inside a child process -------------------------
+
+def m_pca(adata, genes, it):
+    return pcs(adata, genes)
+
+
+def m_harmonypy(adata, genes, it):
+    import harmonypy
+
+    Z = pcs(adata, genes)
+    t = time.perf_counter()
+    out = harmonypy.run_harmony(Z, adata.obs[["batch"]], "batch", random_state=0)
+    emb = np.asarray(out.Z_corr)
+    emb = emb.T if emb.shape[0] != Z.shape[0] else emb
+    return emb, time.perf_counter() - t
+
+
+def m_ours_harmony(adata, genes, it):
+    from fatescope.cells.harmony import harmonize
+
+    Z = pcs(adata, genes)
+    t = time.perf_counter()
+    emb = harmonize(Z, adata.obs["batch"].to_numpy(), seed=0)
+    return emb, time.perf_counter() - t
+
+
+def m_scalex(adata, genes, it):
+    np.Inf = np.inf  # scalex 1.0.4 uses np.Inf (removed in NumPy 2)
+    import tempfile
+
+    import scalex
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = scalex.SCALEX(adata.copy(), batch_name="batch", n_top_features=np.asarray(genes), min_features=0, min_cells=0,
+                            max_iteration=it, seed=124, outdir=tmp, ignore_umap=True, show=False, num_workers=0, gpu=0)
+    return np.asarray(out.obsm["latent"])
+
+
+def _ours_latent(adata, genes, it, patience=10):
+    import torch
+
+    from fatescope.cells.integrate import ScalexParams, prepare, train, transform
+
+    params = ScalexParams(max_iteration=it, patience=patience)
+    data = prepare(adata.X, adata.var_names, adata.obs["batch"].to_numpy(), params, hvg=list(genes))
+    domains = sorted(np.unique(data.batches))
+    model, info = train(data, domains, params, torch.device("cpu"))
+    return transform(model, data, params, torch.device("cpu")), info
+
+
+def m_ours_scalex(adata, genes, it):
+    """The VAE latent, and Harmony on it as a second result (its time is reported apart)."""
+    from fatescope.cells.harmony import harmonize
+
+    latent = _ours_latent(adata, genes, it)[0]
+    t = time.perf_counter()
+    harmonized = harmonize(latent, adata.obs["batch"].to_numpy(), seed=0)
+    return {"ours-scalex": latent, "ours-scalex+harmony": harmonized, "_harmony_s": time.perf_counter() - t}
+
+
+def m_ours_scalex_projected(adata, genes, it):
+    """Train without the last batch, then project it into the saved model (SCALEX's online mode)."""
+    import torch
+
+    from fatescope.cells.integrate import ScalexParams, fit_new_decoder_norms, prepare, train, transform
+
+    params = ScalexParams(max_iteration=it)
+    batches = adata.obs["batch"].astype(str).to_numpy()
+    held = sorted(np.unique(batches))[-1]
+    ref, query = adata[batches != held], adata[batches == held]
+    data = prepare(ref.X, ref.var_names, ref.obs["batch"].to_numpy(), params, hvg=list(genes))
+    domains = sorted(np.unique(data.batches))
+    model, _ = train(data, domains, params, torch.device("cpu"))
+    qdata = prepare(query.X, query.var_names, query.obs["batch"].to_numpy(), params, hvg=list(genes))
+    qlat = transform(model, qdata, params, torch.device("cpu"))
+    fit_new_decoder_norms(model, qdata, qlat, domains + [held], [held], params.chunk_size, torch.device("cpu"))
+    out = np.empty((adata.n_obs, qlat.shape[1]), np.float32)
+    out[batches != held] = transform(model, data, params, torch.device("cpu"))
+    out[batches == held] = qlat
+    return out
+
+
+def m_ours_scalex_harmony(adata, genes, it):
+    from fatescope.cells.harmony import harmonize
+
+    latent, _ = _ours_latent(adata, genes, it)
+    return harmonize(latent, adata.obs["batch"].to_numpy(), seed=0)
+
+
+METHODS = {"pca": m_pca, "harmonypy": m_harmonypy, "ours-harmony": m_ours_harmony, "scalex": m_scalex,
+           "ours-scalex": m_ours_scalex,
+           "ours-scalex-projected": m_ours_scalex_projected}
+
+
+def _child(method, task, genes, it, threads, queue):
+    import torch
+
+    torch.set_num_threads(threads)
+    adata = load_task(task)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    res = METHODS[method](adata, genes, it)
+    wall = time.perf_counter() - t
+    if isinstance(res, dict):
+        extra = res.pop("_harmony_s")
+        embs = {k: np.asarray(v, np.float32) for k, v in res.items()}
+        core = wall - extra
+    else:
+        emb, core = (res if isinstance(res, tuple) else (res, None))
+        embs = {method: np.asarray(emb, np.float32)}
+    queue.put({"embeddings": embs, "wall_s": wall, "core_s": core,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "rss_before_mb": base / 1024})
+
+
+def run_method(method, task, genes, it, threads):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(method, task, genes, it, threads, q))
+    p.start()
+    while True:
+        try:
+            res = q.get(timeout=5)
+            break
+        except Exception:
+            if not p.is_alive():
+                raise RuntimeError(f"{method} on {task} failed (exit code {p.exitcode})")
+    p.join()
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default="T1,T2")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--iterations", type=int, default=3000, help="max_iteration for both SCALEX implementations")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="JSON with every number")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python" / "src"))
+    from fatescope.cells.metrics import assess
+
+    results = []
+    for task in args.tasks.split(","):
+        adata = load_task(task)
+        genes = hvgs(adata)
+        for method in args.methods.split(","):
+            try:
+                res = run_method(method, task, genes, args.iterations, args.threads)
+            except RuntimeError as exc:
+                print(f"{task} {method}: {exc}", flush=True)
+                continue
+            for name, emb in res["embeddings"].items():
+                scores = assess(emb, adata.obs["batch"].to_numpy(), adata.obs["label"].to_numpy())
+                row = {"task": task, "method": name, "cells": adata.n_obs, "genes": len(genes), "iterations": args.iterations,
+                       "threads": args.threads, **{k: v for k, v in res.items() if k != "embeddings"}, **scores}
+                results.append(row)
+                print(f"{task} {name:22s} total={row['total']:.3f} bio={row['bio']:.3f} batch={row['batch']:.3f} "
+                    f"ARI={row['ari']:.3f} NMI={row['nmi']:.3f} ASWl={row['label_asw']:.3f} cLISI={row['clisi']:.3f} "
+                    f"ASWb={row['batch_asw']:.3f} iLISI={row['ilisi']:.3f} wall={row['wall_s']:.1f}s "
+                    f"peak={row['peak_rss_mb']:.0f}MB", flush=True)
+            if args.out:
+                Path(args.out).write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
