@@ -17,6 +17,12 @@ include { samplesheetToList; validateParameters; paramsSummaryLog } from 'plugin
 include { SIMULATE } from './modules/local/simulate'
 include { VALIDATE } from './modules/local/validate'
 include { QC       } from './modules/local/qc'
+include { FATE_FIT      } from './modules/local/fate_fit'
+include { MASH          } from './modules/local/mash'
+include { AGGREGATE     } from './modules/local/aggregate'
+include { RANK          } from './modules/local/rank'
+include { EVAL_RECOVERY } from './modules/local/eval_recovery'
+include { DIAGNOSTICS   } from './modules/local/diagnostics'
 
 workflow {
     if (params.validate_params) {
@@ -25,6 +31,7 @@ workflow {
     log.info(paramsSummaryLog(workflow))
 
     ch_versions = channel.empty()
+    ch_truth = channel.empty()
 
     //
     // Samples: [meta (id, batch, day, replicate), counts, guides or [], fate_probs or []]
@@ -40,6 +47,7 @@ workflow {
             .combine(SIMULATE.out.outdir)
             .flatMap { sheet, simdir -> simulatedRows(sheet, simdir) }
         ch_guide_map = params.guide_map ? channel.value(file(params.guide_map, checkIfExists: true)) : SIMULATE.out.guide_map
+        ch_truth = SIMULATE.out.outdir.map { simdir -> simdir.resolve('truth/sim_recovery.csv') }
     }
     else {
         error("No samplesheet: give --input samplesheet.csv (see assets/schema_input.json), or run -profile test to simulate one")
@@ -58,6 +66,26 @@ workflow {
 
     QC(ch_samples, ch_guide_map, VALIDATE.out.samplesheet)
     ch_versions = ch_versions.mix(QC.out.versions)
+
+    // Fate effects -> mash shrinkage -> guide aggregation and hit ranking
+    FATE_FIT(QC.out.h5ad, ch_guide_map)
+    ch_versions = ch_versions.mix(FATE_FIT.out.versions)
+
+    MASH(FATE_FIT.out.gene_daywise, FATE_FIT.out.guide_daywise)
+    ch_versions = ch_versions.mix(MASH.out.versions)
+
+    AGGREGATE(MASH.out.guide_conservative, MASH.out.guide_enriched)
+    ch_versions = ch_versions.mix(AGGREGATE.out.versions)
+
+    RANK(MASH.out.gene_conservative, MASH.out.gene_enriched)
+    ch_versions = ch_versions.mix(RANK.out.versions)
+
+    // Recovery of the planted effects: simulated data only (ch_truth is empty otherwise)
+    EVAL_RECOVERY(FATE_FIT.out.theta_summary, ch_truth, RANK.out.hits)
+    ch_versions = ch_versions.mix(EVAL_RECOVERY.out.versions)
+
+    DIAGNOSTICS(QC.out.h5ad, FATE_FIT.out.model, FATE_FIT.out.theta_summary, ch_guide_map)
+    ch_versions = ch_versions.mix(DIAGNOSTICS.out.versions)
 
     //
     // pipeline_info: versions of every stage, and the params of this run
@@ -117,12 +145,17 @@ def relocated(value, simdir) {
 }
 
 /*
- * The run's params as YAML (scalars written as JSON, which YAML reads), sorted by name.
+ * The run's params as YAML (scalars written as JSON, which YAML reads; decimals in plain
+ * notation), sorted by name.
  */
 def paramsYaml(Map values) {
     def lines = values.keySet().toList().sort().collect { key ->
         def value = values[key]
         def scalar = value == null || value instanceof Number || value instanceof Boolean ? value : value.toString()
+        if (scalar instanceof Float || scalar instanceof Double || scalar instanceof BigDecimal) {
+            // plain notation: YAML reads 1E-10 as a string, 0.0000000001 as a number
+            return "${key}: ${new BigDecimal(scalar.toString()).toPlainString()}"
+        }
         "${key}: ${groovy.json.JsonOutput.toJson(scalar)}"
     }
     return lines.join('\n') + '\n'

@@ -187,16 +187,20 @@ def with_label_blocks(text: str) -> dict[str, str]:
     return selector_blocks(text, "withLabel")
 
 
-def ext_args_options(block: str) -> tuple[dict[str, str], set[str]]:
-    """From a withName block: {option: param} of the ext.args map, and every other literal
-    --option written in ext.args."""
+def ext_args_options(block: str) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """From a withName block: {option: param} of the ext.args map, every other literal
+    --option written in ext.args, and {flag: param} of the boolean flags passed as
+    `params.<param> ? '--<flag>' : '--no-<flag>'`."""
     m = re.search(r"ext\.args\s*=", mask(block))
     if not m:
-        return {}, set()
+        return {}, set(), {}
     region = block[m.end():]
     pairs = dict(re.findall(r"['\"]([a-z][a-z0-9-]*)['\"]\s*:\s*params\.(\w+)", region))
+    flags = {flag: param for param, flag, off in re.findall(
+        r"params\.(\w+)\s*\?\s*['\"]--([a-z][a-z0-9-]*)['\"]\s*:\s*['\"]--([a-z][a-z0-9-]*)['\"]", region)
+        if off == f"no-{flag}"}
     literal_opts = set(re.findall(r"--([a-z][a-z0-9-]*)", region))
-    return pairs, literal_opts
+    return pairs, literal_opts, flags
 
 
 def ext_args_closure(block: str) -> str | None:

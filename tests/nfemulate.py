@@ -28,7 +28,11 @@ from nfmodules import Process, module_processes
 # small simulation so that the emulated test profile takes seconds
 SMALL_SIMULATION = {"sim_n_cells": 300, "sim_n_genes": 200, "sim_n_days": 2, "sim_n_replicates": 1, "sim_n_tfs": 3,
                     "sim_targets_per_tf": 10, "sim_n_perturbed_genes": 6, "sim_guides_per_gene": 2,
-                    "sim_n_ntc_guides": 2, "sim_n_motifs": 20, "sim_kmax": 4, "sim_moi": 1.0, "min_features": 10}
+                    "sim_n_ntc_guides": 2, "sim_n_motifs": 20, "sim_kmax": 4, "sim_moi": 1.0, "min_features": 10,
+                    # short fits: the emulation checks the wiring, tests/test_workflow_outputs.py the numbers
+                    "fate_num_steps": 300, "fate_min_steps": 100, "fate_num_draws": 50, "diag_refit_steps": 100}
+# the processes after QC, in DAG order; their inputs are staged from earlier tasks' outputs
+DOWNSTREAM = ("FATE_FIT", "MASH", "AGGREGATE", "RANK", "EVAL_RECOVERY", "DIAGNOSTICS")
 
 GROOVY_PRELUDE = """
 import groovy.json.JsonOutput
@@ -62,6 +66,17 @@ def renderer(proc: Process, section: str) -> str:
     binds = "\n".join(f"    def {n} = inputs.{n}" for n in input_names(proc))
     return f"{{ Map inputs, Map task ->\n{binds}\n{proc.sections[section]}\n}}"
 
+
+
+def staged_inputs(proc: Process) -> dict[str, str]:
+    """{input name: staged relative path} of a process whose inputs are single `path` declarations
+    (the stageAs name, else the file's own name: only the guide map here)."""
+    out = {}
+    for decl in proc.inputs:
+        m = re.match(r"path\s+(\w+)(?:\s*,\s*stageAs:\s*['\"]([^'\"]+)['\"])?", decl)
+        assert m, f"{proc.name}: cannot emulate input {decl!r}"
+        out[m.group(1)] = m.group(2) or f"{m.group(1)}.csv"
+    return out
 
 
 def groovy_json(value) -> str:
@@ -102,7 +117,8 @@ TRICKY_FILES = ["inputs/01/with space.h5ad", "inputs/02/comma,name.h5ad"]
 
 
 def emulate(root: Path) -> dict:
-    """The test profile's DAG (SIMULATE -> VALIDATE -> QC) emulated in script and stub mode, in ``root``."""
+    """The test profile's DAG (SIMULATE -> VALIDATE -> QC -> FATE_FIT -> MASH -> AGGREGATE, RANK ->
+    EVAL_RECOVERY; DIAGNOSTICS) emulated in script and stub mode, in ``root``."""
     from fatescope.engine.profiles import TEST_PROFILE
 
     t0 = time.monotonic()
@@ -158,6 +174,10 @@ def emulate(root: Path) -> dict:
         tasks = {name: (f"({renderer(procs[name], mode)})(inputs_{mode}, "
                         f"[ext: [args: {groovy_json(result['args'].get(name))}]]).toString()")
                  for name in ("VALIDATE", "QC")}
+        tasks.update({name: (f"({renderer(procs[name], mode)})("
+                             f"{groovy_json(staged_inputs(procs[name]))}.collectEntries {{ k, v -> [k, Paths.get(v)] }}, "
+                             f"[ext: [args: {groovy_json(result['args'].get(name))}]]).toString()")
+                      for name in DOWNSTREAM})
         g.append(f"""
 def rows_{mode} = simulatedRows(new Expando(splitCsv: {{ Map o -> {groovy_json(rows)} }}), Paths.get('{task / "simulate"}'))
 rows_{mode} = rows_{mode}.toSorted({comparator})
@@ -166,7 +186,7 @@ def staged_{mode} = files_{mode}.withIndex().collect {{ f, i -> Paths.get(String
 def inputs_{mode} = [sheet: sheet_{mode}, files: staged_{mode}, guide_map: Paths.get('guide_map.csv'),
                      validated: Paths.get('validate/samplesheet.valid.csv')]
 out['{mode}'] = [sheet: sheet_{mode}, files: files_{mode}*.toString(), staged: staged_{mode}*.toString(),
-                 VALIDATE: {tasks['VALIDATE']}, QC: {tasks['QC']}]
+                 {', '.join(f"{name}: {tasks[name]}" for name in ("VALIDATE", "QC", *DOWNSTREAM))}]
 """)
     # a samplesheet with cells that need CSV and shell quoting, rendered by VALIDATE's script
     tricky = {"sheet": TRICKY_SHEET, "files": TRICKY_FILES}
@@ -194,5 +214,20 @@ out['tricky'] = ({renderer(procs['VALIDATE'], 'script')})([sheet: tricky.sheet, 
                 (task / "validate" / "samplesheet.valid.csv").symlink_to(
                     root / f"{mode}-validate" / "validate" / "samplesheet.valid.csv")
             run(name, mode, info[name])
+
+    # 4. the processes after QC: each input staged (symlink) from the task that wrote it
+    for mode, info in staging.items():
+        sources = {"guide_map.csv": sim_dirs[mode] / "simulate" / "guide_map.csv",
+                   "simulate/truth/sim_recovery.csv": sim_dirs[mode] / "simulate" / "truth" / "sim_recovery.csv",
+                   "qc/cells.h5ad": root / f"{mode}-qc" / "qc" / "cells.h5ad"}
+        for name in DOWNSTREAM:
+            task = root / f"{mode}-{name.lower()}"
+            task.mkdir()
+            for rel in staged_inputs(procs[name]).values():
+                (task / rel).parent.mkdir(parents=True, exist_ok=True)
+                (task / rel).symlink_to(sources[rel])
+            run(name, mode, info[name])
+            for emitted in procs[name].emits.values():  # what later processes stage, by the same relative path
+                sources.setdefault(emitted, task / emitted)
     result["seconds"] = time.monotonic() - t0
     return result

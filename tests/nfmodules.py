@@ -232,20 +232,25 @@ def ext_args_problems(process: str, block: str, prefix: str, input_names: set[st
     cmd = cli_command(stage_of(process))
     if cmd is None:
         return [f"{process}: no `fatescope {stage_of(process)}` command"]
-    pairs, literal_opts = ext_args_options(block)
+    pairs, literal_opts, flags = ext_args_options(block)
     known = option_names(cmd)
     problems = [f"{process}: ext.args option --{o} is not an option of `fatescope {stage_of(process)}`"
-                for o in sorted(literal_opts | set(pairs)) if o not in known]
+                for o in sorted(literal_opts | set(pairs) | set(flags)) if o not in known]
     by_opt = {p.opts[0].lstrip("-"): p for p in cmd.params if isinstance(p, click.Option)}
-    for opt, param in pairs.items():
+    for opt, param in [*pairs.items(), *flags.items()]:
         if opt in by_opt:
             expected = prefix + by_opt[opt].name
             if param != expected:
                 problems.append(f"{process}: --{opt} is fed from params.{param}; the naming rule says params.{expected}")
-            if by_opt[opt].is_flag:
-                problems.append(f"{process}: --{opt} is a flag; ext.args would pass it a value")
+    for opt in pairs:
+        if opt in by_opt and by_opt[opt].is_flag:
+            problems.append(f"{process}: --{opt} is a flag; ext.args would pass it a value "
+                            f"(write `params.<param> ? '--{opt}' : '--no-{opt}'`)")
+    for opt in flags:
+        if opt in by_opt and not (by_opt[opt].is_flag and f"--no-{opt}" in by_opt[opt].secondary_opts):
+            problems.append(f"{process}: --{opt} is not a --{opt}/--no-{opt} flag of `fatescope {stage_of(process)}`")
     stage_params = {p.opts[0].lstrip("-") for p in cmd.params
                     if isinstance(p, click.Option) and p.name not in input_names | {"outdir"}}
     problems += [f"{process}: stage option --{o} is not passed in ext.args (its param would have no effect)"
-                 for o in sorted(stage_params - set(pairs))]
+                 for o in sorted(stage_params - set(pairs) - set(flags))]
     return problems

@@ -14,7 +14,7 @@ from nfmodules import engine_stages, module_processes, stage_of
 
 @pytest.fixture(scope="session")
 def emulated(tmp_path_factory):
-    """The test profile's DAG (SIMULATE -> VALIDATE -> QC) emulated in script and stub mode."""
+    """The test profile's DAG (SIMULATE -> VALIDATE -> QC -> ... -> DIAGNOSTICS) emulated in script and stub mode."""
     nflang.skip_if_unavailable()
     return emulate(tmp_path_factory.mktemp("emulated"))
 

@@ -129,7 +129,7 @@ def test_stage_params_follow_the_naming_rule(config_params, processes, schema):
             spec, t = props.get(param, {}), opt.type
             want = ("integer" if isinstance(t, click.IntRange) or t is click.INT else
                     "number" if isinstance(t, click.FloatRange) or t is click.FLOAT else
-                    "boolean" if t is click.BOOL else "string")
+                    "boolean" if isinstance(t, click.types.BoolParamType) else "string")  # flags too
             if spec.get("type") != want:
                 problems.append(f"schema type of {param} is {spec.get('type')}, click says {want}")
             for key, attr in (("minimum", "min"), ("maximum", "max")):
@@ -209,4 +209,17 @@ def test_params_block_parser_rejects_non_literals(tmp_path):
 def test_ext_args_check_fails_on_bad_options(old, new, expected):
     block = with_name_blocks(mutate((CONF / "modules.config").read_text(), old, new, 1))["QC"]
     problems = ext_args_problems("QC", block, "", {"input", "guide_map"})
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("params.diag_permutation ? '--permutation' : '--no-permutation',", "", "--permutation is not passed"),
+    ("params.diag_permutation ? '--permutation'", "params.diag_permutations ? '--permutation'",
+     "naming rule says params.diag_permutation"),
+    ("'seed'            : params.diag_seed,", "'seed': params.diag_seed, 'permutation': params.diag_permutation,",
+     "--permutation is a flag"),
+])
+def test_ext_args_check_handles_boolean_flags(old, new, expected):
+    block = with_name_blocks(mutate((CONF / "modules.config").read_text(), old, new, 1))["DIAGNOSTICS"]
+    problems = ext_args_problems("DIAGNOSTICS", block, "diag_", {"input", "model", "theta_summary", "guide_map"})
     assert any(expected in p for p in problems), problems

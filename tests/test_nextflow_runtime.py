@@ -40,10 +40,14 @@ def test_stub_run_of_the_test_profile(tmp_path):
     for rel in ("simulate/samplesheet.csv", "simulate/guide_map.csv", "simulate/versions.yml",
                 "validate/samplesheet.valid.csv", "validate/versions.yml",
                 "qc/cells.h5ad", "qc/qc_per_sample.csv", "qc/versions.yml",
+                "fate/gene_daywise_for_mash.csv", "fate/fate_model.pt", "fate/versions.yml",
+                "mash/mash_gene_conservative.csv", "mash/mash_guide_enriched.csv", "mash/versions.yml",
+                "aggregate/gene_from_guide_mash_conservative.csv", "rank/hits_ranked.csv",
+                "eval-recovery/recovery_metrics.json", "diagnostics/diagnostics.json",
                 "pipeline_info/versions.yml", "pipeline_info/params.yaml", "pipeline_info/trace.tsv"):
         assert (outdir / rel).is_file(), f"{rel} missing from the stub run's outdir"
     versions = (outdir / "pipeline_info" / "versions.yml").read_text()
-    for proc in ("SIMULATE", "VALIDATE", "QC"):
+    for proc in ("SIMULATE", "VALIDATE", "QC", "FATE_FIT", "MASH", "AGGREGATE", "RANK", "EVAL_RECOVERY", "DIAGNOSTICS"):
         assert f"FATESCOPE:{proc}" in versions
 
 

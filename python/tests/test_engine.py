@@ -23,6 +23,8 @@ def sheet(three_samples):
     return write_sheet(tmp_path / "sheet.csv", rows)
 
 
+# these tests exercise the engine on validate -> qc (tiny samples without guide calls); the
+# whole DAG runs in tests/test_workflows.yml
 def _params(sheet, outdir, **over):
     return resolve_params([], None, {"input": str(sheet), "outdir": str(outdir), "min_features": 0, **over})
 
@@ -34,7 +36,7 @@ def _trace(outdir):
 
 def test_run_then_resume_does_no_work(sheet, tmp_path):
     out = tmp_path / "res"
-    rows = run_pipeline(_params(sheet, out))
+    rows = run_pipeline(_params(sheet, out), until="qc")
     assert [(r.name, r.status) for r in rows] == [("validate", "COMPLETED"), ("qc", "COMPLETED")]
     info = out / "pipeline_info"
     assert {p.name for p in info.iterdir()} >= {"trace.tsv", "params.yaml", "run.log", "versions.yml"}
@@ -44,7 +46,7 @@ def test_run_then_resume_does_no_work(sheet, tmp_path):
     for stage in ("validate", "qc"):
         assert {"versions.yml", "params.yaml", "command.txt"} <= {p.name for p in (out / stage).iterdir()}
     mtime = (out / "qc" / "cells.h5ad").stat().st_mtime_ns
-    rows = run_pipeline(_params(sheet, out), resume=True)
+    rows = run_pipeline(_params(sheet, out), resume=True, until="qc")
     assert [r.status for r in rows] == ["CACHED", "CACHED"]
     assert (out / "qc" / "cells.h5ad").stat().st_mtime_ns == mtime
     assert _trace(out)["QC"]["status"] == "CACHED"
@@ -52,8 +54,8 @@ def test_run_then_resume_does_no_work(sheet, tmp_path):
 
 def test_resume_reruns_what_changed(sheet, three_samples, tmp_path):
     out = tmp_path / "res"
-    run_pipeline(_params(sheet, out))
-    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True)
+    run_pipeline(_params(sheet, out), until="qc")
+    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True, until="qc")
     assert [r.status for r in rows] == ["CACHED", "COMPLETED"]
     # a changed data file behind an unchanged samplesheet invalidates both stages
     _, paths, _ = three_samples
@@ -62,23 +64,23 @@ def test_resume_reruns_what_changed(sheet, three_samples, tmp_path):
     a = ad.read_h5ad(h5ad)
     a.X[0, 0] += 1
     a.write_h5ad(h5ad)
-    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True)
+    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True, until="qc")
     assert [r.status for r in rows] == ["COMPLETED", "COMPLETED"]
     # a damaged output is not taken as complete
     (out / "qc" / "qc_per_sample.csv").write_text("tampered\n")
-    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True)
+    rows = run_pipeline(_params(sheet, out, min_cells=5), resume=True, until="qc")
     assert [r.status for r in rows] == ["CACHED", "COMPLETED"]
 
 
 def test_failure_names_stage_and_leaves_no_partial_output(sheet, tmp_path):
     out = tmp_path / "res"
     with pytest.raises(StageFailed) as exc:
-        run_pipeline(_params(sheet, out, min_features=10_000))
+        run_pipeline(_params(sheet, out, min_features=10_000), until="qc")
     assert exc.value.stage == "qc" and "no cells left" in str(exc.value)
     assert str(out / "pipeline_info" / "run.log") in str(exc.value)
     assert not (out / "qc").exists() and (out / "validate" / "samplesheet.valid.csv").exists()
     assert _trace(out)["QC"]["status"] == "FAILED"
-    rows = run_pipeline(_params(sheet, out), resume=True)
+    rows = run_pipeline(_params(sheet, out), resume=True, until="qc")
     assert [r.status for r in rows] == ["CACHED", "COMPLETED"]
 
 
@@ -95,7 +97,7 @@ def test_bad_samplesheet_writes_nothing(tmp_path):
 
 def test_unknown_param_refused(sheet, tmp_path):
     with pytest.raises(InputError, match="unknown param.*min_featurez"):
-        run_pipeline(_params(sheet, tmp_path / "res", min_featurez=3))
+        run_pipeline(_params(sheet, tmp_path / "res", min_featurez=3), until="qc")
     assert not (tmp_path / "res").exists()
 
 
@@ -126,7 +128,7 @@ def test_stage_params_mirror_cli_defaults():
 
 def test_record_holds_output_hashes(sheet, tmp_path):
     out = tmp_path / "res"
-    run_pipeline(_params(sheet, out))
+    run_pipeline(_params(sheet, out), until="qc")
     record = json.loads((out / "qc" / ".fatescope_stage.json").read_text())
     assert set(record["outputs"]) == {"cells.h5ad", "qc_per_sample.csv"} and len(record["fingerprint"]) == 64
 
@@ -140,3 +142,50 @@ def test_nextflow_engine_hand_off(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="`nextflow` is not on PATH"):
         run_with_nextflow({"outdir": str(tmp_path / "o")}, ["test"], False)
     assert not (tmp_path / "o").exists()
+
+
+def test_registry_wires_the_fate_chain(tmp_path):
+    """fate-fit writes fate/ (its CLI's --outdir default), mash reads both daywise tables (a list
+    input, hashed path by path), one param feeds aggregate and rank, eval-recovery only when simulated."""
+    from fatescope.engine.hashing import fingerprint
+    from fatescope.engine.stages import RunPaths
+
+    stages = {s.name: s for s in STAGES}
+    assert [s.name for s in STAGES] == ["simulate", "validate", "qc", "fate-fit", "mash", "aggregate", "rank",
+                                        "eval-recovery", "diagnostics"]
+    for stage in STAGES:
+        default_outdir = next(p.default for p in stage.command.params if p.name == "outdir")
+        assert stage.folder == default_outdir, stage.name
+    assert stages["fate-fit"].folder == "fate"
+    paths = RunPaths(tmp_path, {"input": None})
+    kwargs = stages["mash"].kwargs(paths)
+    assert kwargs["input"] == [str(tmp_path / "fate" / f) for f in ("gene_daywise_for_mash.csv", "guide_daywise_for_mash.csv")]
+    assert kwargs["outdir"] == str(tmp_path / "mash") and kwargs["mode"] == "conservative,enriched"
+    assert stages["fate-fit"].kwargs(paths)["outdir"] == str(tmp_path / "fate")
+    params = default_params()
+    assert params["mash_lfsr_thresh_day"] == 0.05 and params["mash_mode"] == "conservative,enriched"
+    over = RunPaths(tmp_path, {"input": None, "mash_lfsr_thresh_day": 0.01})
+    assert stages["aggregate"].kwargs(over)["mash_lfsr_thresh_day"] == stages["rank"].kwargs(over)["mash_lfsr_thresh_day"] == 0.01
+    assert stages["eval-recovery"].enabled(paths) and not stages["eval-recovery"].enabled(RunPaths(tmp_path, {"input": "s.csv"}))
+    # list inputs: every file's content counts, in order
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("x\n1\n")
+    b.write_text("x\n2\n")
+    key = fingerprint({"input": [str(a), str(b)]}, {})
+    assert key != fingerprint({"input": [str(b), str(a)]}, {}) and key == fingerprint({"input": [str(a), str(b)]}, {})
+    b.write_text("x\n3\n")
+    assert key != fingerprint({"input": [str(a), str(b)]}, {})
+
+
+def test_shared_param_needs_one_default(monkeypatch):
+    """A param shared by two stages must have the same default in both (else default_params refuses)."""
+    import fatescope.engine.stages as st
+
+    rank = next(s for s in STAGES if s.name == "rank")
+    clash = st.Stage("rank2", "rank", inputs=rank.inputs, outputs=rank.outputs)
+    monkeypatch.setattr(st, "STAGES", (*STAGES, clash))
+    assert st.default_params()["mash_lfsr_thresh_day"] == 0.05      # same defaults: one param
+    opt = next(p for p in rank.command.params if p.name == "mash_lfsr_thresh_day")
+    monkeypatch.setattr(opt, "default", 0.1)
+    with pytest.raises(AssertionError, match="mash_lfsr_thresh_day"):
+        st.default_params()

@@ -140,3 +140,17 @@ def test_bad_device_is_an_input_error(tmp_path):
     gene = str(gene_table(tmp_path / "g.csv"))
     res = CliRunner().invoke(main, ["mash", "--input", gene, "--device", "gpu0", "--outdir", str(tmp_path / "o")])
     assert res.exit_code == 1 and "not a valid torch device" in res.output
+
+
+def test_mode_is_one_comma_separated_option(tmp_path):
+    """--mode is a single string (one Nextflow param, mash_mode): comma-separated, validated, deduplicated."""
+    opt = next(p for p in mash_cli.command.params if p.name == "mode")
+    assert opt.default == "conservative,enriched" and not opt.multiple
+    gene = str(gene_table(tmp_path / "g.csv"))
+    res = invoke("mash", "--input", gene, "--mode", "conservative,conservative", "--outdir", tmp_path / "one")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "one").glob("mash_*.csv")) == ["mash_gene_conservative.csv"]
+    for bad in ("conservative,lenient", "", ","):
+        res = CliRunner().invoke(main, ["mash", "--input", gene, "--mode", bad, "--outdir", str(tmp_path / "bad")])
+        assert res.exit_code == 2 and "comma-separated subset" in res.output, (bad, res.output)
+    assert not (tmp_path / "bad").exists()

@@ -79,7 +79,7 @@ def write_outputs(tmp: Path, post, result, enc, primary_fate: str) -> dict:
     return summary
 
 
-def run(input: str, outdir: str = "fate-fit", guide_map: str | None = None, num_steps: int = 30000, min_steps: int = 3000,
+def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_steps: int = 30000, min_steps: int = 3000,
         batch_size: int = 8192, lr: float = 0.01, lr_final_factor: float = 0.1, clip_norm: float = 10.0,
         plateau_window: int = 500, plateau_rel_tol: float = 2e-4, plateau_patience: int = 2, num_draws: int = 1000,
         guide: str = "structured", rank: int | None = None, likelihood_weight: float | None = None,
@@ -122,7 +122,7 @@ def run(input: str, outdir: str = "fate-fit", guide_map: str | None = None, num_
                                 "day/replicate/burden nuisance terms, soft-label cross-entropy) and export posterior "
                                 "summaries for mash. Uses CUDA when present.")
 @click.option("--input", required=True, type=click.Path(dir_okay=False), help="QC'd AnnData (the qc stage's cells.h5ad).")
-@outdir_option("fate-fit")
+@outdir_option("fate")
 @click.option("--guide-map", default=None, type=click.Path(dir_okay=False),
               help="Guide map CSV (guide_name, gene_name, is_ntc) [default: the AnnData's uns guide_genes / guide_is_ntc].")
 @click.option("--num-steps", default=30000, type=click.IntRange(min=1), help="Maximum SVI steps (training stops earlier on an ELBO plateau).")

@@ -53,7 +53,16 @@ def fit_table(table, settings: MashSettings, engine: str, fixg: MashFit | None) 
     return run_mash(table.bhat, table.shat, table.days, settings)
 
 
-def run(input: tuple[str, ...] | list[str], outdir: str = "mash", mode: tuple[str, ...] = MODES, engine: str = "python",
+def _check_modes(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--mode: one comma-separated string of known modes (one value, so one Nextflow param)."""
+    modes = [m.strip() for m in str(value).split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if not modes or bad:
+        raise click.BadParameter(f"{value!r}: give a comma-separated subset of {', '.join(MODES)}")
+    return ",".join(dict.fromkeys(modes))
+
+
+def run(input: tuple[str, ...] | list[str], outdir: str = "mash", mode: str | tuple[str, ...] = ",".join(MODES), engine: str = "python",
         fixg_fit: str | None = None, alpha: float = 0.0, estimate_v: bool = True, z_thresh: float = 2.0,
         gridmult: float = math.sqrt(2), prior: str = "auto", nullweight: float = 10.0, strong_lfsr: float = 0.05,
         npc: int = 2, ed_tol: float = 1e-6, pi_thresh: float = 1e-10, fit_max_effects: int = 200_000, seed: int = 0,
@@ -74,7 +83,7 @@ def run(input: tuple[str, ...] | list[str], outdir: str = "mash", mode: tuple[st
     if len(set(kinds)) != len(kinds):
         raise InputError(f"two input tables of the same kind ({kinds}); give one gene and/or one guide table")
     fixg = _load_fit(fixg_fit) if fixg_fit else None
-    mode = mode.split(",") if isinstance(mode, str) else mode          # a params file may give "conservative,enriched"
+    mode = [m.strip() for m in mode.split(",") if m.strip()] if isinstance(mode, str) else list(mode)
     bad = [m for m in mode if m not in MODES]
     if bad:
         raise InputError(f"unknown mode(s) {bad}; choose from {MODES}")
@@ -116,8 +125,9 @@ def run(input: tuple[str, ...] | list[str], outdir: str = "mash", mode: tuple[st
 @click.option("--input", required=True, multiple=True, type=click.Path(dir_okay=False),
               help="Daywise table(s): gene_daywise_for_mash.csv and/or guide_daywise_for_mash.csv (repeat the option).")
 @outdir_option("mash")
-@click.option("--mode", default=MODES, multiple=True, type=click.Choice(MODES), show_default=True,
-              help="Mode(s) to fit (repeat the option): conservative = canonical covariances; enriched = canonical + ED.")
+@click.option("--mode", default=",".join(MODES), callback=_check_modes, show_default=True,
+              help="Comma-separated mode(s) to fit: conservative = canonical covariances; enriched = canonical + ED "
+                   f"(any of {', '.join(MODES)}).")
 @click.option("--engine", default="python", type=click.Choice(ENGINES), help="mash engine: python, or r (mashr via Rscript).")
 @click.option("--fixg-fit", default=None, type=click.Path(dir_okay=False),
               help="Reuse a saved *_fit.json (weights, grid, covariances, V) instead of fitting (fixg) [default: fit].")

@@ -41,12 +41,17 @@ def samplesheet_files(path: Path) -> list[Path]:
     return [Path(v) for col in SAMPLESHEET_PATH_COLUMNS if col in table for v in table[col].dropna()]
 
 
-def fingerprint(inputs: dict[str, str | None], params: dict, samplesheet_keys: tuple[str, ...] = ("input",)) -> str:
-    """One hash over input contents (samplesheets followed into their files) and params."""
+def fingerprint(inputs: dict[str, str | list[str] | tuple[str, ...] | None], params: dict,
+                samplesheet_keys: tuple[str, ...] = ("input",)) -> str:
+    """One hash over input contents (samplesheets followed into their files) and params. An
+    input may be several paths (a repeated option such as mash's --input): hashed in order."""
     parts: dict[str, object] = {"params": params}
     for key, value in sorted(inputs.items()):
         if value is None:
             parts[key] = None
+            continue
+        if isinstance(value, (list, tuple)):
+            parts[key] = [hash_path(Path(v)) for v in value]
             continue
         path = Path(value)
         parts[key] = hash_path(path)

@@ -53,7 +53,7 @@ class TraceRow:
     workdir: str = "-"
 
     def fields(self) -> dict[str, str]:
-        return {"task_id": str(self.task_id), "hash": self.hash[:8], "name": self.name.upper(), "status": self.status,
+        return {"task_id": str(self.task_id), "hash": self.hash[:8], "name": self.name.upper().replace("-", "_"), "status": self.status,
                 "exit": self.exit, "submit": self.submit, "duration": human_seconds(self.realtime_s),
                 "realtime": human_seconds(self.realtime_s), "%cpu": f"{self.pct_cpu:.1f}%",
                 "peak_rss": human_bytes(self.peak_rss), "workdir": self.workdir}
@@ -71,7 +71,7 @@ def preflight(params: dict) -> None:
 
 
 def _record_path(paths: RunPaths, stage: Stage) -> Path:
-    return paths.stage_dir(stage.name) / RECORD
+    return paths.stage_dir(stage.folder) / RECORD
 
 
 def _is_current(paths: RunPaths, stage: Stage, key: str) -> bool:
@@ -82,12 +82,12 @@ def _is_current(paths: RunPaths, stage: Stage, key: str) -> bool:
     saved = json.loads(record.read_text())
     if saved.get("fingerprint") != key:
         return False
-    folder = paths.stage_dir(stage.name)
+    folder = paths.stage_dir(stage.folder)
     return all((folder / name).exists() and hash_path(folder / name) == digest for name, digest in saved["outputs"].items())
 
 
 def _write_record(paths: RunPaths, stage: Stage, key: str) -> None:
-    folder = paths.stage_dir(stage.name)
+    folder = paths.stage_dir(stage.folder)
     missing = [o for o in stage.outputs if not (folder / o).exists()]
     if missing:
         raise RuntimeError(f"stage '{stage.name}' finished without writing {', '.join(missing)}")
@@ -100,8 +100,8 @@ def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool) -> Tra
     kwargs = stage.kwargs(paths)
     inputs = {k: kwargs[k] for k in stage.input_names()}
     params = {k: v for k, v in kwargs.items() if k not in inputs and k != "outdir"}
-    key = fingerprint(inputs, {"stage": stage.name, **params})
-    row = TraceRow(task_id, stage.name, "CACHED", hash=key, workdir=str(paths.stage_dir(stage.name)))
+    key = fingerprint(inputs, {"stage": stage.name, **params}, samplesheet_keys=stage.samplesheet_inputs)
+    row = TraceRow(task_id, stage.name, "CACHED", hash=key, workdir=str(paths.stage_dir(stage.folder)))
     if resume and _is_current(paths, stage, key):
         log.info("[%s] cached: inputs and params unchanged, outputs complete", stage.name)
         return row
@@ -129,21 +129,26 @@ def _write_trace(info: Path, rows: list[TraceRow]) -> None:
 def _collect_versions(paths: RunPaths, stages: list[Stage]) -> str:
     merged: dict = {}
     for stage in stages:
-        f = paths.stage_dir(stage.name) / "versions.yml"
+        f = paths.stage_dir(stage.folder) / "versions.yml"
         if f.is_file():
             merged.update(yaml.safe_load(f.read_text()) or {})
     return yaml.safe_dump(merged, sort_keys=False)
 
 
-def run_pipeline(params: dict, resume: bool = False) -> list[TraceRow]:
-    """Run every enabled stage in order; raise StageFailed naming the stage that failed."""
+def run_pipeline(params: dict, resume: bool = False, until: str | None = None) -> list[TraceRow]:
+    """Run every enabled stage in order (up to and including stage ``until`` when given); raise
+    StageFailed naming the stage that failed."""
+    names = [s.name for s in STAGES]
+    if until is not None and until not in names:
+        raise InputError(f"unknown stage {until!r} (stages: {', '.join(names)})")
     preflight(params)
     paths = RunPaths(Path(params["outdir"]), params)
     info = paths.outdir / "pipeline_info"
     info.mkdir(parents=True, exist_ok=True)
     handler = add_file_log(info / "run.log")
     atomic_write_text(info / "params.yaml", yaml.safe_dump(params, sort_keys=True))
-    stages = [s for s in STAGES if s.enabled(paths)]
+    last = names.index(until) if until is not None else len(STAGES) - 1
+    stages = [s for s in STAGES[:last + 1] if s.enabled(paths)]
     rows: list[TraceRow] = []
     log.info("fatescope %s: %d stages (%s) into %s%s", __version__, len(stages), ", ".join(s.name for s in stages),
              paths.outdir, " [resume]" if resume else "")
@@ -152,7 +157,7 @@ def run_pipeline(params: dict, resume: bool = False) -> list[TraceRow]:
             try:
                 rows.append(_run_stage(stage, paths, task_id, resume))
             except Exception as exc:
-                rows.append(TraceRow(task_id, stage.name, "FAILED", exit="1", workdir=str(paths.stage_dir(stage.name))))
+                rows.append(TraceRow(task_id, stage.name, "FAILED", exit="1", workdir=str(paths.stage_dir(stage.folder))))
                 log.error("[%s] failed: %s\n%s", stage.name, exc, traceback.format_exc())
                 raise StageFailed(stage.name, exc, info / "run.log") from exc
     finally:

@@ -33,7 +33,8 @@ def package_versions(packages: Iterable[str]) -> dict[str, str]:
 
 def versions_yml(process: str, packages: Iterable[str]) -> str:
     """nf-core style versions.yml text: ``"FATESCOPE:<PROCESS>": {tool: version}``."""
-    return yaml.safe_dump({f"FATESCOPE:{process.upper()}": package_versions(packages)}, sort_keys=False)
+    # the Nextflow process name: fate-fit -> FATE_FIT
+    return yaml.safe_dump({f"FATESCOPE:{process.upper().replace('-', '_')}": package_versions(packages)}, sort_keys=False)
 
 
 def _jsonable(value):
