@@ -53,14 +53,6 @@ class Prepared:
     maxabs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA device is available (use auto or cpu)")
-    return torch.device(device)
-
-
 def prepare(counts, genes, batches, params: ScalexParams, hvg: list[str] | None = None,
             maxabs: dict[str, np.ndarray] | None = None) -> Prepared:
     """Normalise and log the counts, keep the HVGs (or the given gene list, absent genes as zeros),

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from ..cells.ambient import AmbientParams, decontaminate, profile_from_empties, profile_from_low_umi
-from ..cells.integrate import resolve_device
+from ..device import resolve_device
 from ..errors import InputError
 from ..io.counts import read_counts
 from ..io.outputs import staged_output

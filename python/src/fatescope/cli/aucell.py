@@ -25,7 +25,7 @@ from ..logs import get_logger, progress
 from ..regulons.aucell import auc_cutoff, aucell_batch, aucell_batch_torch, binarize, build_signatures, shuffle_positions
 from ..regulons.stream import block_rows, iter_blocks
 from .common import outdir_option, stage_command
-from .grn import resolve_device
+from ..device import resolve_device
 
 log = get_logger(__name__)
 OUTPUTS = ("aucell.parquet", "cells.h5ad", "aucell_regulons.csv", "aucell_report.json")
@@ -63,7 +63,7 @@ def run(cells: str, regulons: str, outdir: str = "aucell", layer: str | None = N
         raise InputError(f"{regulons}: no regulons")
     cutoff = auc_cutoff(auc_threshold, adata.n_vars)
     perm, pos = shuffle_positions(adata.n_vars, seed)
-    dev = resolve_device(device)
+    dev = str(resolve_device(device))
     auc = np.empty((adata.n_obs, len(sigs.names)), dtype=np.float64, order="F")  # columns go to Parquet zero-copy
     rows = block_rows(adata.n_vars, batch_size)
     t0 = time.perf_counter()

@@ -7,6 +7,7 @@ from pathlib import Path
 import anndata as ad
 import click
 
+from ..device import resolve_device
 from ..errors import InputError
 from ..logs import get_logger
 from ..io.outputs import staged_output
@@ -17,16 +18,6 @@ from .common import outdir_option, stage_command
 log = get_logger(__name__)
 OUTPUTS = ("adjacency.parquet", "grn_report.json", "model")
 PACKAGES = ["regdiffusion", "torch", "numpy", "pandas", "anndata"]
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA device is available (use auto or cpu)")
-    return device
 
 
 def read_cells(path: str, layer: str | None) -> ad.AnnData:
@@ -46,7 +37,7 @@ def run(cells: str, outdir: str = "grn", tf_list: str = "human", layer: str | No
     counts = adata.layers[layer] if layer else adata.X
     tfs = read_tf_list(tf_list)
     present, tf_report = tfs_in_data(tfs, adata.var_names)
-    dev = resolve_device(device)
+    dev = str(resolve_device(device))
     params = GRNParams(n_steps=n_steps, sparsity_threshold=sparsity_threshold, n_runs=n_runs, seed=seed)
     settings = dict(cells=cells, tf_list=tf_list, layer=layer, n_steps=n_steps, sparsity_threshold=sparsity_threshold,
                     n_runs=n_runs, seed=seed, device=dev)

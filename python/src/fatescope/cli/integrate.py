@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..cells.harmony import HarmonyParams, harmonize
-from ..cells.integrate import (ScalexParams, fit_new_decoder_norms, impute, load_checkpoint, prepare, resolve_device,
-                               save_checkpoint, train, transform)
+from ..cells.integrate import (ScalexParams, fit_new_decoder_norms, impute, load_checkpoint, prepare, save_checkpoint,
+                               train, transform)
 from ..cells.preprocess import log_normalize, pca
+from ..device import resolve_device
 from ..errors import InputError
 from ..io.outputs import staged_output
 from ..logs import get_logger

@@ -10,14 +10,13 @@ import math
 from pathlib import Path
 
 import click
-import torch
 
 from ..errors import InputError
 from ..io.mash_tables import posterior_table, read_daywise_table
 from ..io.outputs import staged_output
 from ..logs import get_logger
 from ..shrink.fit import MashFit
-from ..shrink.likelihood import pick_device
+from ..device import resolve_device
 from ..shrink.modes import MODES, MashResult, MashSettings, run_fixg, run_mash
 from .common import outdir_option, stage_command
 
@@ -72,12 +71,7 @@ def run(input: tuple[str, ...] | list[str], outdir: str = "mash", mode: str | tu
         raise InputError("no input table given (--input)")
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {ENGINES}, got {engine!r}")
-    try:
-        pick_device(device)
-    except RuntimeError as exc:
-        raise InputError(f"--device {device!r} is not a valid torch device ({exc})") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: CUDA is not available on this machine (use auto or cpu)")
+    resolve_device(device)
     tables = [(path, read_daywise_table(path)) for path in inputs]
     kinds = [t.kind for _, t in tables]
     if len(set(kinds)) != len(kinds):

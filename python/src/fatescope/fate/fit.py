@@ -14,6 +14,7 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
 
+from ..device import resolve_device
 from ..logs import get_logger, progress_bar
 from .encoding import Encoding
 from .guides import make_guide
@@ -55,15 +56,6 @@ class FitResult:
     seconds: float
     config: FitConfig
     notes: dict = field(default_factory=dict)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        from ..errors import InputError
-        raise InputError("device 'cuda' was requested but CUDA is not available here (use --device auto or cpu)")
-    return torch.device(device)
 
 
 def fit_nuisance(data: FateData, steps: int = 300) -> dict[str, torch.Tensor]:

@@ -18,7 +18,8 @@ import torch
 
 from ..logs import progress
 from .data import MashData
-from .likelihood import DTYPE, noise_cov, pick_device, row_batches, safe_cholesky
+from ..device import resolve_device
+from .likelihood import DTYPE, noise_cov, row_batches, safe_cholesky
 
 FIELDS = ("mean", "sd", "lfsr", "zero_prob", "neg_prob")
 
@@ -99,7 +100,7 @@ def _batches(data: MashData, P: int, dev: torch.device):
 
 def compute_posterior(data: MashData, xU: np.ndarray, weights: np.ndarray, device: str = "auto") -> Posterior:
     """Posterior mean, sd, lfsr of every effect under the components ``xU`` with posterior ``weights`` (J x P)."""
-    dev = pick_device(device)
+    dev = resolve_device(device)
     U, V = torch.as_tensor(xU, dtype=DTYPE, device=dev), torch.as_tensor(data.V, dtype=DTYPE, device=dev)
     parts = []
     for rows, b, shat, sa in _batches(data, len(xU), dev):
@@ -110,7 +111,7 @@ def compute_posterior(data: MashData, xU: np.ndarray, weights: np.ndarray, devic
 
 def fixg_posterior(data: MashData, xU: np.ndarray, pi: np.ndarray, device: str = "auto") -> tuple[Posterior, float]:
     """Posteriors and total log-likelihood under fixed weights ``pi`` (> 0), one factorisation per pair."""
-    dev = pick_device(device)
+    dev = resolve_device(device)
     U, V = torch.as_tensor(xU, dtype=DTYPE, device=dev), torch.as_tensor(data.V, dtype=DTYPE, device=dev)
     logpi = torch.log(torch.as_tensor(pi, dtype=DTYPE, device=dev))
     parts, total = [], 0.0
