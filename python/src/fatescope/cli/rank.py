@@ -49,7 +49,7 @@ def run(conservative: str, outdir: str = "rank", enriched: str | None = None, hi
     else:
         log.warning("rank: no enriched table given; the mode comparison lists the conservative calls only")
         comparison = compare_modes(days, fields, fields, t)
-        comparison.loc[:, ONE_MODE_BLANK] = np.nan
+        comparison[list(ONE_MODE_BLANK)] = np.nan  # float columns: no second mode to compare
     params = dict(conservative=conservative, enriched=enriched, hits_mode=hits_mode, **t.__dict__)
     with staged_output(outdir, "rank", params, PACKAGES) as tmp:
         hits.to_csv(tmp / OUTPUTS[0], index=False, float_format="%.10g")
