@@ -17,12 +17,20 @@ include { samplesheetToList; validateParameters; paramsSummaryLog } from 'plugin
 include { SIMULATE } from './modules/local/simulate'
 include { VALIDATE } from './modules/local/validate'
 include { QC       } from './modules/local/qc'
+include { AMBIENT       } from './modules/local/ambient'
+include { INTEGRATE     } from './modules/local/integrate'
+include { EMBED         } from './modules/local/embed'
+include { GRN           } from './modules/local/grn'
+include { MODULES       } from './modules/local/modules'
+include { PRUNE         } from './modules/local/prune'
+include { AUCELL        } from './modules/local/aucell'
 include { FATE_FIT      } from './modules/local/fate_fit'
 include { MASH          } from './modules/local/mash'
 include { AGGREGATE     } from './modules/local/aggregate'
 include { RANK          } from './modules/local/rank'
 include { EVAL_RECOVERY } from './modules/local/eval_recovery'
 include { DIAGNOSTICS   } from './modules/local/diagnostics'
+include { REPORT        } from './modules/local/report'
 
 workflow {
     if (params.validate_params) {
@@ -32,6 +40,8 @@ workflow {
 
     ch_versions = channel.empty()
     ch_truth = channel.empty()
+    ch_simdir = null
+    ch_results = channel.empty()  // every stage's output folder, for the report
 
     //
     // Samples: [meta (id, batch, day, replicate), counts, guides or [], fate_probs or []]
@@ -48,6 +58,8 @@ workflow {
             .flatMap { sheet, simdir -> simulatedRows(sheet, simdir) }
         ch_guide_map = params.guide_map ? channel.value(file(params.guide_map, checkIfExists: true)) : SIMULATE.out.guide_map
         ch_truth = SIMULATE.out.outdir.map { simdir -> simdir.resolve('truth/sim_recovery.csv') }
+        ch_simdir = SIMULATE.out.outdir
+        ch_results = ch_results.mix(SIMULATE.out.outdir)
     }
     else {
         error("No samplesheet: give --input samplesheet.csv (see assets/schema_input.json), or run -profile test to simulate one")
@@ -63,29 +75,110 @@ workflow {
     //
     VALIDATE(ch_samples)
     ch_versions = ch_versions.mix(VALIDATE.out.versions)
+    ch_results = ch_results.mix(VALIDATE.out.outdir)
 
     QC(ch_samples, ch_guide_map, VALIDATE.out.samplesheet)
     ch_versions = ch_versions.mix(QC.out.versions)
+    ch_results = ch_results.mix(QC.out.outdir)
 
-    // Fate effects -> mash shrinkage -> guide aggregation and hit ranking
-    FATE_FIT(QC.out.h5ad, ch_guide_map)
-    ch_versions = ch_versions.mix(FATE_FIT.out.versions)
+    //
+    // Cells: [ambient] -> integrate -> embed
+    //
+    ch_embedded = channel.value([])
+    ch_cell_truth = channel.value([])
+    if (!params.skip_integration) {
+        ch_cells = QC.out.h5ad
+        if (params.run_ambient) {
+            AMBIENT(QC.out.h5ad, optionalFile(params.ambient_raw))
+            ch_versions = ch_versions.mix(AMBIENT.out.versions)
+            ch_results = ch_results.mix(AMBIENT.out.outdir)
+            ch_cells = AMBIENT.out.h5ad
+        }
+        INTEGRATE(ch_cells, optionalFile(params.integrate_projection))
+        ch_versions = ch_versions.mix(INTEGRATE.out.versions)
+        ch_results = ch_results.mix(INTEGRATE.out.outdir)
 
-    MASH(FATE_FIT.out.gene_daywise, FATE_FIT.out.guide_daywise)
-    ch_versions = ch_versions.mix(MASH.out.versions)
+        ch_labels = params.embed_labels || ch_simdir == null
+            ? optionalFile(params.embed_labels)
+            : ch_simdir.map { simdir -> simdir.resolve('truth/cells.parquet') }
+        EMBED(INTEGRATE.out.h5ad, ch_labels)
+        ch_versions = ch_versions.mix(EMBED.out.versions)
+        ch_results = ch_results.mix(EMBED.out.outdir)
 
-    AGGREGATE(MASH.out.guide_conservative, MASH.out.guide_enriched)
-    ch_versions = ch_versions.mix(AGGREGATE.out.versions)
+        ch_embedded = EMBED.out.h5ad
+        ch_cell_truth = ch_simdir == null ? channel.value([]) : ch_simdir.map { simdir -> simdir.resolve('truth/cells.parquet') }
+    }
 
-    RANK(MASH.out.gene_conservative, MASH.out.gene_enriched)
-    ch_versions = ch_versions.mix(RANK.out.versions)
+    //
+    // Regulons: grn -> modules -> prune -> aucell. Reference files: the params when set, else the
+    // simulation's own (-profile test), else the bundled human TF list.
+    //
+    ch_regulons = channel.value([])
+    ch_regulon_truth = channel.value([])
+    if (!params.skip_regulons) {
+        ch_tf_list = params.tf_list in ['human', 'mouse']
+            ? channel.value(bundledTfList(params.tf_list))
+            : simulatedOr(params.tf_list, ch_simdir, 'resources/tf_list.txt', bundledTfList('human'))
+        GRN(QC.out.h5ad, ch_tf_list)
+        ch_versions = ch_versions.mix(GRN.out.versions)
+        ch_results = ch_results.mix(GRN.out.outdir)
 
-    // Recovery of the planted effects: simulated data only (ch_truth is empty otherwise)
-    EVAL_RECOVERY(FATE_FIT.out.theta_summary, ch_truth, RANK.out.hits)
-    ch_versions = ch_versions.mix(EVAL_RECOVERY.out.versions)
+        MODULES(GRN.out.adjacency)
+        ch_versions = ch_versions.mix(MODULES.out.versions)
+        ch_results = ch_results.mix(MODULES.out.outdir)
 
-    DIAGNOSTICS(QC.out.h5ad, FATE_FIT.out.model, FATE_FIT.out.theta_summary, ch_guide_map)
-    ch_versions = ch_versions.mix(DIAGNOSTICS.out.versions)
+        ch_ranking_dbs = params.ranking_dbs
+            ? channel.value(params.ranking_dbs.toString().tokenize(', ').collect { db -> file(db, checkIfExists: true) })
+            : simulatedOr(null, ch_simdir, 'resources/sim.genes_vs_motifs.rankings.feather', null)
+        ch_annotations = simulatedOr(params.motif_annotations, ch_simdir, 'resources/motifs.tbl', null)
+        PRUNE(MODULES.out.modules, ch_ranking_dbs, ch_annotations)
+        ch_versions = ch_versions.mix(PRUNE.out.versions)
+        ch_results = ch_results.mix(PRUNE.out.outdir)
+
+        AUCELL(QC.out.h5ad, PRUNE.out.regulons)
+        ch_versions = ch_versions.mix(AUCELL.out.versions)
+        ch_results = ch_results.mix(AUCELL.out.outdir)
+
+        ch_regulons = PRUNE.out.regulons
+        ch_regulon_truth = ch_simdir == null ? channel.value([]) : ch_simdir.map { simdir -> simdir.resolve('truth/regulons_truth.csv') }
+    }
+
+    //
+    // Fate effects -> mash shrinkage -> guide aggregation and hit ranking -> diagnostics
+    //
+    if (!params.skip_fate) {
+        FATE_FIT(QC.out.h5ad, ch_guide_map)
+        ch_versions = ch_versions.mix(FATE_FIT.out.versions)
+        ch_results = ch_results.mix(FATE_FIT.out.outdir)
+
+        MASH(FATE_FIT.out.gene_daywise, FATE_FIT.out.guide_daywise)
+        ch_versions = ch_versions.mix(MASH.out.versions)
+        ch_results = ch_results.mix(MASH.out.outdir)
+
+        AGGREGATE(MASH.out.guide_conservative, MASH.out.guide_enriched)
+        ch_versions = ch_versions.mix(AGGREGATE.out.versions)
+        ch_results = ch_results.mix(AGGREGATE.out.outdir)
+
+        RANK(MASH.out.gene_conservative, MASH.out.gene_enriched)
+        ch_versions = ch_versions.mix(RANK.out.versions)
+        ch_results = ch_results.mix(RANK.out.outdir)
+
+        // Recovery of the planted effects, regulons and fates: simulated data only (ch_truth is empty otherwise)
+        EVAL_RECOVERY(FATE_FIT.out.theta_summary, ch_truth, RANK.out.hits, ch_regulons, ch_regulon_truth, ch_embedded, ch_cell_truth)
+        ch_versions = ch_versions.mix(EVAL_RECOVERY.out.versions)
+        ch_results = ch_results.mix(EVAL_RECOVERY.out.outdir)
+
+        if (!params.skip_diagnostics) {
+            DIAGNOSTICS(QC.out.h5ad, FATE_FIT.out.model, FATE_FIT.out.theta_summary, ch_guide_map)
+            ch_versions = ch_versions.mix(DIAGNOSTICS.out.versions)
+            ch_results = ch_results.mix(DIAGNOSTICS.out.outdir)
+        }
+    }
+
+    if (!params.skip_report) {
+        REPORT(ch_results.collect())
+        ch_versions = ch_versions.mix(REPORT.out.versions)
+    }
 
     //
     // pipeline_info: versions of every stage, and the params of this run
@@ -95,6 +188,39 @@ workflow {
 
     channel.of(paramsYaml(params))
         .collectFile(name: 'params.yaml', storeDir: "${params.outdir}/pipeline_info")
+}
+
+/*
+ * A file param as a value channel: the file, or [] (an absent optional input) when the param is unset.
+ */
+def optionalFile(value) {
+    return channel.value(value ? file(value.toString(), checkIfExists: true) : [])
+}
+
+/*
+ * A reference file: the param `value` when set; else `relative` inside the simulation's folder
+ * `simdir` (a channel; null when the run does not simulate); else `fallback` (a file, or null:
+ * the param is required).
+ */
+def simulatedOr(value, simdir, String relative, fallback) {
+    if (value) {
+        return channel.value(file(value.toString(), checkIfExists: true))
+    }
+    if (simdir != null) {
+        return simdir.map { dir -> dir.resolve(relative) }
+    }
+    if (fallback) {
+        return channel.value(fallback)
+    }
+    error("the regulon stages need --ranking_dbs and --motif_annotations (cisTarget files), or --skip_regulons true")
+}
+
+/*
+ * The bundled TF list of a species ('human': Lambert et al. 2018; 'mouse': MGI).
+ */
+def bundledTfList(String species) {
+    def bundled = [human: 'hs_lambert2018.txt', mouse: 'mm_mgi_tfs.txt']
+    return file("${projectDir}/assets/tf_lists/${bundled[species]}", checkIfExists: true)
 }
 
 /*

@@ -30,9 +30,23 @@ SMALL_SIMULATION = {"sim_n_cells": 300, "sim_n_genes": 200, "sim_n_days": 2, "si
                     "sim_targets_per_tf": 10, "sim_n_perturbed_genes": 6, "sim_guides_per_gene": 2,
                     "sim_n_ntc_guides": 2, "sim_n_motifs": 20, "sim_kmax": 4, "sim_moi": 1.0, "min_features": 10,
                     # short fits: the emulation checks the wiring, tests/test_workflow_outputs.py the numbers
-                    "fate_num_steps": 300, "fate_min_steps": 100, "fate_num_draws": 50, "diag_refit_steps": 100}
+                    "fate_num_steps": 300, "fate_min_steps": 100, "fate_num_draws": 50, "diag_refit_steps": 100,
+                    "ambient_epochs": 3, "integrate_max_iteration": 30, "grn_n_steps": 5, "grn_sparsity_threshold": 0.0,
+                    "module_min_targets": 3, "pruning_rank_threshold": 100, "pruning_nes_threshold": 0.0}
 # the processes after QC, in DAG order; their inputs are staged from earlier tasks' outputs
-DOWNSTREAM = ("FATE_FIT", "MASH", "AGGREGATE", "RANK", "EVAL_RECOVERY", "DIAGNOSTICS")
+DOWNSTREAM = ("AMBIENT", "INTEGRATE", "EMBED", "GRN", "MODULES", "PRUNE", "AUCELL", "FATE_FIT", "MASH", "AGGREGATE",
+              "RANK", "EVAL_RECOVERY", "DIAGNOSTICS", "REPORT")
+# stageAs patterns whose file is not another task's output of the same relative path: pattern -> the
+# run's file Nextflow stages there (simulate/... from SIMULATE's folder; None: an absent optional input)
+STAGED_FROM = {"raw/*": None, "projection/*": None, "cells/cells.h5ad": "qc/cells.h5ad",
+               "labels/*": "simulate/truth/cells.parquet", "tf_list/*": "simulate/resources/tf_list.txt",
+               "dbs/*": "simulate/resources/sim.genes_vs_motifs.rankings.feather",
+               "annotations/*": "simulate/resources/motifs.tbl", "prune/*": "prune/regulons.parquet",
+               "simulate/truth/regulons/*": "simulate/truth/regulons_truth.csv", "embed/*": "embed/cells.h5ad",
+               "simulate/truth/cells/*": "simulate/truth/cells.parquet"}
+# REPORT's `results/*`: the folders of the test profile's stages (ambient does not run in it)
+REPORT_FOLDERS = ("simulate", "validate", "qc", "integrate", "embed", "grn", "modules", "prune", "aucell", "fate", "mash",
+                  "aggregate", "rank", "eval-recovery", "diagnostics")
 
 GROOVY_PRELUDE = """
 import groovy.json.JsonOutput
@@ -68,15 +82,31 @@ def renderer(proc: Process, section: str) -> str:
 
 
 
-def staged_inputs(proc: Process) -> dict[str, str]:
-    """{input name: staged relative path} of a process whose inputs are single `path` declarations
-    (the stageAs name, else the file's own name: only the guide map here)."""
+def staged_inputs(proc: Process) -> dict[str, list[tuple[str, str]] | None]:
+    """{input name: [(staged relative path, the run's file staged there)], or None for an absent
+    optional input} of a process whose inputs are `path` declarations (staged under the stageAs
+    name, a `*` replaced by the file's name; else the file's own name: only the guide map here)."""
     out = {}
     for decl in proc.inputs:
         m = re.match(r"path\s+(\w+)(?:\s*,\s*stageAs:\s*['\"]([^'\"]+)['\"])?", decl)
         assert m, f"{proc.name}: cannot emulate input {decl!r}"
-        out[m.group(1)] = m.group(2) or f"{m.group(1)}.csv"
+        name, pattern = m.group(1), m.group(2) or f"{m.group(1)}.csv"
+        if pattern == "results/*":
+            out[name] = [(f"results/{folder}", folder) for folder in REPORT_FOLDERS]
+        elif pattern in STAGED_FROM:
+            source = STAGED_FROM[pattern]
+            out[name] = None if source is None else [(pattern.replace("*", Path(source).name), source)]
+        else:
+            out[name] = [(pattern, pattern)]
     return out
+
+
+def bound_inputs(proc: Process) -> str:
+    """Groovy: the process's inputs as Nextflow binds them (a path, a list of paths, or [] when absent)."""
+    rels = {name: None if files is None else [rel for rel, _ in files] for name, files in staged_inputs(proc).items()}
+    single = [name for name, files in rels.items() if files is not None and len(files) == 1]
+    return (f"{groovy_json(rels)}.collectEntries {{ k, v -> [k, v == null ? [] : "
+            f"(k in {groovy_json(single)} ? Paths.get(v[0]) : v.collect {{ p -> Paths.get(p) }})] }}")
 
 
 def groovy_json(value) -> str:
@@ -174,8 +204,7 @@ def emulate(root: Path) -> dict:
         tasks = {name: (f"({renderer(procs[name], mode)})(inputs_{mode}, "
                         f"[ext: [args: {groovy_json(result['args'].get(name))}]]).toString()")
                  for name in ("VALIDATE", "QC")}
-        tasks.update({name: (f"({renderer(procs[name], mode)})("
-                             f"{groovy_json(staged_inputs(procs[name]))}.collectEntries {{ k, v -> [k, Paths.get(v)] }}, "
+        tasks.update({name: (f"({renderer(procs[name], mode)})({bound_inputs(procs[name])}, "
                              f"[ext: [args: {groovy_json(result['args'].get(name))}]]).toString()")
                       for name in DOWNSTREAM})
         g.append(f"""
@@ -218,14 +247,16 @@ out['tricky'] = ({renderer(procs['VALIDATE'], 'script')})([sheet: tricky.sheet, 
     # 4. the processes after QC: each input staged (symlink) from the task that wrote it
     for mode, info in staging.items():
         sources = {"guide_map.csv": sim_dirs[mode] / "simulate" / "guide_map.csv",
-                   "simulate/truth/sim_recovery.csv": sim_dirs[mode] / "simulate" / "truth" / "sim_recovery.csv",
+                   "validate": root / f"{mode}-validate" / "validate", "qc": root / f"{mode}-qc" / "qc",
                    "qc/cells.h5ad": root / f"{mode}-qc" / "qc" / "cells.h5ad"}
         for name in DOWNSTREAM:
             task = root / f"{mode}-{name.lower()}"
             task.mkdir()
-            for rel in staged_inputs(procs[name]).values():
-                (task / rel).parent.mkdir(parents=True, exist_ok=True)
-                (task / rel).symlink_to(sources[rel])
+            for files in staged_inputs(procs[name]).values():
+                for rel, source in files or []:
+                    (task / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (task / rel).symlink_to(sim_dirs[mode] / source if source.split("/")[0] == "simulate"
+                                            else sources[source])
             run(name, mode, info[name])
             for emitted in procs[name].emits.values():  # what later processes stage, by the same relative path
                 sources.setdefault(emitted, task / emitted)

@@ -151,8 +151,9 @@ def test_registry_wires_the_fate_chain(tmp_path):
     from fatescope.engine.stages import RunPaths
 
     stages = {s.name: s for s in STAGES}
-    assert [s.name for s in STAGES] == ["simulate", "validate", "qc", "fate-fit", "mash", "aggregate", "rank",
-                                        "eval-recovery", "diagnostics"]
+    assert [s.name for s in STAGES] == ["simulate", "validate", "qc", "ambient", "integrate", "embed", "grn", "modules",
+                                        "prune", "aucell", "fate-fit", "mash", "aggregate", "rank", "eval-recovery",
+                                        "diagnostics", "report"]
     for stage in STAGES:
         default_outdir = next(p.default for p in stage.command.params if p.name == "outdir")
         assert stage.folder == default_outdir, stage.name
@@ -175,6 +176,52 @@ def test_registry_wires_the_fate_chain(tmp_path):
     assert key != fingerprint({"input": [str(b), str(a)]}, {}) and key == fingerprint({"input": [str(a), str(b)]}, {})
     b.write_text("x\n3\n")
     assert key != fingerprint({"input": [str(a), str(b)]}, {})
+
+
+def test_branch_switches_and_reference_files(tmp_path):
+    """Skip flags drop whole branches and what reads them; reference files come from the params,
+    else from the simulation, else the stage default; real data without cisTarget files is refused
+    before anything is written."""
+    from fatescope.engine.stages import RunPaths
+
+    def enabled(**params):
+        paths = RunPaths(tmp_path, {"input": None, **params})
+        return [s.name for s in STAGES if s.enabled(paths)]
+
+    everything = enabled()
+    assert "ambient" not in everything and {"integrate", "embed", "grn", "aucell", "diagnostics", "report"} <= set(everything)
+    assert enabled(run_ambient=True)[3] == "ambient"
+    assert not {"integrate", "embed"} & set(enabled(skip_integration=True, run_ambient=True)) and "ambient" not in enabled(skip_integration=True, run_ambient=True)
+    assert not {"grn", "modules", "prune", "aucell"} & set(enabled(skip_regulons=True))
+    assert not {"fate-fit", "mash", "rank", "eval-recovery", "diagnostics"} & set(enabled(skip_fate=True))
+    assert "diagnostics" not in enabled(skip_diagnostics=True) and "report" not in enabled(skip_report=True)
+
+    stages = {s.name: s for s in STAGES}
+    sim = RunPaths(tmp_path, {"input": None})
+    assert stages["grn"].kwargs(sim)["tf_list"] == str(tmp_path / "simulate" / "resources" / "tf_list.txt")
+    assert stages["prune"].kwargs(sim)["motif_annotations"].endswith("simulate/resources/motifs.tbl")
+    assert stages["embed"].kwargs(sim)["labels"].endswith("simulate/truth/cells.parquet")
+    real = RunPaths(tmp_path, {"input": "s.csv", "ranking_dbs": "a.feather,b.feather", "tf_list": "mouse"})
+    assert stages["grn"].kwargs(real)["tf_list"] == "mouse" and stages["prune"].kwargs(real)["ranking_dbs"] == "a.feather,b.feather"
+    assert stages["grn"].kwargs(RunPaths(tmp_path, {"input": "s.csv"}))["tf_list"] == "human"
+    assert stages["embed"].kwargs(RunPaths(tmp_path, {"input": "s.csv"}))["labels"] is None
+    ambient = RunPaths(tmp_path, {"input": None, "run_ambient": True})
+    assert stages["integrate"].kwargs(ambient)["input"] == str(tmp_path / "ambient" / "cells.h5ad")
+    # eval-recovery scores regulons and the embedding only when their branches ran
+    ev = stages["eval-recovery"]
+    assert ev.kwargs(sim)["regulons"] and ev.kwargs(sim)["cells"]
+    off = RunPaths(tmp_path, {"input": None, "skip_regulons": True, "skip_integration": True})
+    assert ev.kwargs(off)["regulons"] is None and ev.kwargs(off)["cells"] is None
+
+
+def test_real_data_regulons_need_cistarget_files(sheet, tmp_path):
+    out = tmp_path / "res"
+    with pytest.raises(InputError, match="--ranking_dbs and --motif_annotations"):
+        run_pipeline(_params(sheet, out))
+    assert not out.exists()
+    with pytest.raises(InputError, match="--tf_list: nope.txt not found"):
+        run_pipeline(_params(sheet, out, tf_list="nope.txt", skip_regulons=True))
+    assert not out.exists()
 
 
 def test_shared_param_needs_one_default(monkeypatch):

@@ -30,6 +30,7 @@ COMMANDS = {
     "rank": "rank",
     "eval-recovery": "eval_recovery",
     "diagnostics": "diagnostics",
+    "report": "report",
     "run": "run",
 }
 

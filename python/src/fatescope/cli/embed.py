@@ -107,7 +107,7 @@ def run(input: str, outdir: str = "embed", use_rep: str = "X_latent", batch_key:
 @click.option("--soft-k", default=0, type=click.IntRange(min=0), help="Soft k-means clusters (0 = off) -> obsm['soft_kmeans'].")
 @click.option("--temperature", default=1.0, type=click.FloatRange(min=0, min_open=True), help="Soft k-means temperature.")
 @click.option("--plot-keys", default="batch,day,leiden", help="Comma-separated obs columns to colour UMAP plots by.")
-@click.option("--assess", is_flag=True, default=False, help="Write integration metrics to metrics.json.")
+@click.option("--assess/--no-assess", default=False, help="Write integration metrics to metrics.json.")
 @click.option("--label-key", default=None, help="Column with cell labels for bio-conservation metrics [default: none].")
 @click.option("--labels", default=None, type=click.Path(dir_okay=False),
               help="Table (parquet/CSV, column 'cell') holding --label-key, when it is not in obs [default: none].")

@@ -64,9 +64,11 @@ def resolve_params(profiles: list[str], params_file: str | None, cli_params: dic
     return params
 
 
-@stage_command("run", help="Run the pipeline: validate -> qc (and the stages added later) on --input, or on freshly "
-                           "simulated data with --profile test. Any pipeline param can be given as --name value "
-                           "(names as in nextflow.config, e.g. --min_features 300).")
+@stage_command("run", help="Run the pipeline on --input, or on freshly simulated data with --profile test: validate "
+                           "-> qc -> [ambient] -> integrate -> embed; grn -> modules -> prune -> aucell; fate-fit -> "
+                           "mash -> aggregate, rank -> [eval-recovery], diagnostics; report. Any pipeline param can be "
+                           "given as --name value (names as in nextflow.config, e.g. --min_features 300, "
+                           "--skip_regulons true).")
 @click.option("--input", default=None, type=click.Path(dir_okay=False), help="Samplesheet CSV [default: none; required unless --profile test].")
 @click.option("--outdir", default=None, type=click.Path(file_okay=False), help="Output folder [default: results].")
 @click.option("--params-file", "-params-file", "params_file", default=None, type=click.Path(exists=True, dir_okay=False),

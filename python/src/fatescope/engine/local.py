@@ -22,6 +22,7 @@ from ..io.annotations import read_guide_map
 from ..io.outputs import atomic_write_text
 from ..io.samplesheet import validate_samplesheet
 from ..logs import add_file_log, get_logger
+from ..regulons.tfs import BUNDLED
 from .hashing import fingerprint, hash_path
 from .monitor import ResourceMonitor, human_bytes, human_seconds
 from .stages import STAGES, RunPaths, Stage, default_params
@@ -59,8 +60,8 @@ class TraceRow:
                 "peak_rss": human_bytes(self.peak_rss), "workdir": self.workdir}
 
 
-def preflight(params: dict) -> None:
-    """Check user inputs before anything is written, so a bad run leaves no outdir."""
+def preflight(params: dict, stages: list[Stage]) -> None:
+    """Check user inputs of the ``stages`` to run before anything is written, so a bad run leaves no outdir."""
     unknown = sorted(set(params) - set(default_params()))
     if unknown:
         raise InputError(f"unknown param(s): {', '.join(unknown)} (see `fatescope run --help` and nextflow_schema.json)")
@@ -68,6 +69,18 @@ def preflight(params: dict) -> None:
         validate_samplesheet(params["input"])
     if params.get("guide_map"):
         read_guide_map(params["guide_map"])
+    if params.get("input") and "prune" in {s.name for s in stages}:
+        missing = [name for name in ("ranking_dbs", "motif_annotations") if not params.get(name)]
+        if missing:
+            raise InputError(f"the regulon stages need --{' and --'.join(missing)} (cisTarget ranking databases and "
+                             "motif annotations; docs/regulons.md), or --skip_regulons true")
+    for name in ("tf_list", "ranking_dbs", "motif_annotations", "ambient_raw", "integrate_projection", "embed_labels"):
+        value = params.get(name)
+        if not value or (name == "tf_list" and value in BUNDLED):
+            continue
+        for part in str(value).replace(",", " ").split():
+            if not Path(part).exists():
+                raise InputError(f"--{name}: {part} not found")
 
 
 def _record_path(paths: RunPaths, stage: Stage) -> Path:
@@ -100,6 +113,8 @@ def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool) -> Tra
     kwargs = stage.kwargs(paths)
     inputs = {k: kwargs[k] for k in stage.input_names()}
     params = {k: v for k, v in kwargs.items() if k not in inputs and k != "outdir"}
+    if stage.hashed_inputs is not None:
+        inputs = stage.hashed_inputs(paths)
     key = fingerprint(inputs, {"stage": stage.name, **params}, samplesheet_keys=stage.samplesheet_inputs)
     row = TraceRow(task_id, stage.name, "CACHED", hash=key, workdir=str(paths.stage_dir(stage.folder)))
     if resume and _is_current(paths, stage, key):
@@ -141,14 +156,14 @@ def run_pipeline(params: dict, resume: bool = False, until: str | None = None) -
     names = [s.name for s in STAGES]
     if until is not None and until not in names:
         raise InputError(f"unknown stage {until!r} (stages: {', '.join(names)})")
-    preflight(params)
-    paths = RunPaths(Path(params["outdir"]), params)
+    paths = RunPaths(Path(params.get("outdir") or "results"), params)
+    last = names.index(until) if until is not None else len(STAGES) - 1
+    stages = [s for s in STAGES[:last + 1] if s.enabled(paths)]
+    preflight(params, stages)
     info = paths.outdir / "pipeline_info"
     info.mkdir(parents=True, exist_ok=True)
     handler = add_file_log(info / "run.log")
     atomic_write_text(info / "params.yaml", yaml.safe_dump(params, sort_keys=True))
-    last = names.index(until) if until is not None else len(STAGES) - 1
-    stages = [s for s in STAGES[:last + 1] if s.enabled(paths)]
     rows: list[TraceRow] = []
     log.info("fatescope %s: %d stages (%s) into %s%s", __version__, len(stages), ", ".join(s.name for s in stages),
              paths.outdir, " [resume]" if resume else "")
@@ -156,6 +171,7 @@ def run_pipeline(params: dict, resume: bool = False, until: str | None = None) -
         for task_id, stage in enumerate(stages, start=1):
             try:
                 rows.append(_run_stage(stage, paths, task_id, resume))
+                _write_trace(info, rows)  # so far: the report stage reads it
             except Exception as exc:
                 rows.append(TraceRow(task_id, stage.name, "FAILED", exit="1", workdir=str(paths.stage_dir(stage.folder))))
                 log.error("[%s] failed: %s\n%s", stage.name, exc, traceback.format_exc())

@@ -44,6 +44,23 @@ class RunPaths:
             return str(self.params["guide_map"])
         return str(self.stage_dir("simulate") / "guide_map.csv") if self.simulated() else None
 
+    def resource(self, param: str, simulated_name: str, default: str | None = None) -> str | None:
+        """A reference file: the param when set, else the simulation's own (simulated runs), else ``default``."""
+        if self.params.get(param):
+            return str(self.params[param])
+        return str(self.stage_dir("simulate") / "resources" / simulated_name) if self.simulated() else default
+
+    def truth(self, name: str) -> str | None:
+        """A table of the simulation's planted truth (None for real data)."""
+        return str(self.stage_dir("simulate") / "truth" / name) if self.simulated() else None
+
+    def runs(self, branch: str) -> bool:
+        """Whether a branch of the DAG (integration, regulons, fate, diagnostics, report) is switched on."""
+        return not self.params.get(f"skip_{branch}", False)
+
+    def cells_for_integration(self) -> str:
+        return self.file("ambient" if self.params.get("run_ambient") else "qc", "cells.h5ad")
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -55,6 +72,7 @@ class Stage:
     enabled: Callable[[RunPaths], bool] = field(default=lambda paths: True)
     folder_name: str | None = None
     samplesheet_inputs: tuple[str, ...] = ()  # inputs that are samplesheets: their data files are hashed too
+    hashed_inputs: Callable[[RunPaths], dict[str, str | list[str] | None]] | None = None  # what --resume hashes instead of inputs
 
     @property
     def folder(self) -> str:
@@ -101,29 +119,74 @@ STAGES: tuple[Stage, ...] = (
     Stage("qc", "qc", inputs=lambda p: {"input": str(p.stage_dir("validate") / "samplesheet.valid.csv"),
                                         "guide_map": p.guide_map()}, samplesheet_inputs=("input",),
           outputs=("cells.h5ad", "qc_per_sample.csv")),
+    # cells: [ambient] -> integrate -> embed
+    Stage("ambient", "ambient", prefix="ambient_", outputs=("cells.h5ad", "ambient.json"),
+          inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "raw": p.params.get("ambient_raw")},
+          enabled=lambda p: bool(p.params.get("run_ambient")) and p.runs("integration")),
+    Stage("integrate", "integrate", prefix="integrate_", outputs=("cells.h5ad", "integrate.json", "checkpoint"),
+          inputs=lambda p: {"input": p.cells_for_integration(), "projection": p.params.get("integrate_projection")},
+          enabled=lambda p: p.runs("integration")),
+    Stage("embed", "embed", prefix="embed_", outputs=("cells.h5ad", "umap_batch.png", "umap_day.png", "umap_leiden.png"),
+          inputs=lambda p: {"input": p.file("integrate", "cells.h5ad"), "labels": p.params.get("embed_labels") or p.truth("cells.parquet")},
+          enabled=lambda p: p.runs("integration")),
+    # regulons: grn -> modules -> prune -> aucell
+    Stage("grn", "grn", prefix="grn_", outputs=("adjacency.parquet", "grn_report.json", "model"),
+          inputs=lambda p: {"cells": p.file("qc", "cells.h5ad"), "tf_list": p.resource("tf_list", "tf_list.txt", "human")},
+          enabled=lambda p: p.runs("regulons")),
+    Stage("modules", "modules", prefix="module_", outputs=("modules.parquet", "modules_report.json"),
+          inputs=lambda p: {"adjacency": p.file("grn", "adjacency.parquet")}, enabled=lambda p: p.runs("regulons")),
+    Stage("prune", "prune", outputs=("regulons.parquet", "motif_enrichment.parquet", "regulons.gmt", "prune_report.json"),
+          inputs=lambda p: {"modules": p.file("modules", "modules.parquet"),
+                            "ranking_dbs": p.resource("ranking_dbs", "sim.genes_vs_motifs.rankings.feather"),
+                            "motif_annotations": p.resource("motif_annotations", "motifs.tbl")},
+          enabled=lambda p: p.runs("regulons")),
+    Stage("aucell", "aucell", prefix="aucell_", outputs=("aucell.parquet", "cells.h5ad", "aucell_regulons.csv"),
+          inputs=lambda p: {"cells": p.file("qc", "cells.h5ad"), "regulons": p.file("prune", "regulons.parquet")},
+          enabled=lambda p: p.runs("regulons")),
+    # fate: fate-fit -> mash -> aggregate, rank -> [eval-recovery], diagnostics
     Stage("fate-fit", "fate_fit", folder_name="fate", prefix="fate_", outputs=FATE_OUTPUTS,
-          inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "guide_map": p.guide_map()}),
+          inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "guide_map": p.guide_map()},
+          enabled=lambda p: p.runs("fate")),
     Stage("mash", "mash", prefix="mash_", outputs=MASH_OUTPUTS,
           inputs=lambda p: {"input": [p.file("fate", "gene_daywise_for_mash.csv"),
-                                      p.file("fate", "guide_daywise_for_mash.csv")]}),
+                                      p.file("fate", "guide_daywise_for_mash.csv")]},
+          enabled=lambda p: p.runs("fate")),
     Stage("aggregate", "aggregate", outputs=tuple(f"gene_from_guide_mash_{m}.csv" for m in MASH_MODES),
-          inputs=lambda p: {"input": [p.file("mash", f"mash_guide_{m}.csv") for m in MASH_MODES]}),
+          inputs=lambda p: {"input": [p.file("mash", f"mash_guide_{m}.csv") for m in MASH_MODES]},
+          enabled=lambda p: p.runs("fate")),
     Stage("rank", "rank", outputs=("hits_ranked.csv", "mash_mode_comparison.csv"),
           inputs=lambda p: {"conservative": p.file("mash", "mash_gene_conservative.csv"),
-                            "enriched": p.file("mash", "mash_gene_enriched.csv")}),
+                            "enriched": p.file("mash", "mash_gene_enriched.csv")},
+          enabled=lambda p: p.runs("fate")),
     Stage("eval-recovery", "eval_recovery", prefix="eval_", outputs=("recovery_metrics.json", "recovery_table.csv"),
           inputs=lambda p: {"theta_summary": p.file("fate", "theta_posterior_summary.npz"),
                             "truth": p.file("simulate", "truth/sim_recovery.csv"),
-                            "hits": p.file("rank", "hits_ranked.csv")},
-          enabled=lambda p: p.simulated()),
+                            "hits": p.file("rank", "hits_ranked.csv"),
+                            "regulons": p.file("prune", "regulons.parquet") if p.runs("regulons") else None,
+                            "regulon_truth": p.truth("regulons_truth.csv") if p.runs("regulons") else None,
+                            "cells": p.file("embed", "cells.h5ad") if p.runs("integration") else None,
+                            "cell_truth": p.truth("cells.parquet") if p.runs("integration") else None},
+          enabled=lambda p: p.simulated() and p.runs("fate")),
     Stage("diagnostics", "diagnostics", prefix="diag_",
           outputs=("diagnostics.json", "split_counts.csv", "permutation_hits.csv", "sanity.csv"),
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "model": p.file("fate", "fate_model.pt"),
                             "theta_summary": p.file("fate", "theta_posterior_summary.npz"),
-                            "guide_map": p.guide_map()}),
+                            "guide_map": p.guide_map()},
+          enabled=lambda p: p.runs("fate") and p.runs("diagnostics")),
+    Stage("report", "report", prefix="report_", outputs=("report.html", "report_summary.json"),
+          inputs=lambda p: {"results": str(p.outdir)}, enabled=lambda p: p.runs("report"),
+          hashed_inputs=lambda p: {s.folder: str(p.stage_dir(s.folder)) for s in STAGES
+                                   if s.name != "report" and s.enabled(p)}),
 )
 
-PIPELINE_PARAMS: dict[str, object] = {"input": None, "outdir": "results", "guide_map": None}
+# Switches of DAG branches; a skipped branch's stages do not run and nothing downstream needs them
+BRANCH_SWITCHES: dict[str, object] = {"run_ambient": False, "skip_integration": False, "skip_regulons": False,
+                                      "skip_fate": False, "skip_diagnostics": False, "skip_report": False}
+
+# Run-level params: inputs and reference files (None = the simulation's own, or the stage's default)
+PIPELINE_PARAMS: dict[str, object] = {"input": None, "outdir": "results", "guide_map": None, "ambient_raw": None,
+                                      "integrate_projection": None, "embed_labels": None, "tf_list": None,
+                                      "ranking_dbs": None, "motif_annotations": None, **BRANCH_SWITCHES}
 
 
 def default_params() -> dict[str, object]:

@@ -1,0 +1,39 @@
+/*
+ * INTEGRATE: `fatescope integrate` -- the SCALEX-style VAE (or Harmony) on the cells' counts:
+ * obsm["X_latent"] in integrate/cells.h5ad, the model checkpoint (integrate/checkpoint/, reusable
+ * with params.integrate_projection) and a run summary (docs/cells.md).
+ *
+ * Inputs: the cells (AMBIENT's when it ran, else QC's); a saved integrate/ folder to project
+ * into ([] when none). Label process_gpu: CUDA when params.use_gpu (-profile gpu), else CPU.
+ */
+
+process INTEGRATE {
+    label 'process_gpu'
+
+    input:
+    path h5ad, stageAs: 'cells/cells.h5ad'
+    path projection, stageAs: 'projection/*'
+
+    output:
+    path "integrate", emit: outdir
+    path "integrate/cells.h5ad", emit: h5ad
+    path "integrate/checkpoint", emit: checkpoint
+    path "integrate/integrate.json", emit: summary
+    path "integrate/versions.yml", emit: versions
+
+    script:
+    def args = task.ext.args ?: ''
+    def projection_arg = projection ? "--projection ${projection}" : ''
+    """
+    fatescope integrate --input ${h5ad} --outdir integrate ${projection_arg} ${args}
+    """
+
+    stub:
+    """
+    mkdir -p integrate/checkpoint
+    touch integrate/cells.h5ad integrate/checkpoint/model.pt integrate/params.yaml
+    echo '{}' > integrate/integrate.json
+    echo 'fatescope integrate --input cells/cells.h5ad --outdir integrate (stub)' > integrate/command.txt
+    printf '"FATESCOPE:INTEGRATE":\\n  fatescope: stub\\n' > integrate/versions.yml
+    """
+}
