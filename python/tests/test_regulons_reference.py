@@ -42,11 +42,12 @@ def test_every_module_motif_auc_and_nes(db, modules):
     assert np.abs(got["nes"] - got["nes_ref"]).max() < 1e-6
 
 
-def test_prune_matches_prune2df(db, modules):
+@pytest.mark.parametrize("device", [None, "cpu"], ids=["numpy", "torch"])  # torch: the GPU path, run on the CPU here
+def test_prune_matches_prune2df(db, modules, device):
     ref = pd.read_csv(REF / "ref_prune2df.csv")
     ref["module"] = ref["Enrichment_Context"].str.extract(r"'([^']+_(?:top50|pct75))'")[0]
     ann = filter_annotations(read_motif_annotations(REF / "motif_annotations.tbl"), 0.001, 0.0)
-    enriched, regulons, _ = prune(module_gene_sets(modules), [db], ann, PruneParams(rank_threshold=1500))
+    enriched, regulons, _ = prune(module_gene_sets(modules), [db], ann, PruneParams(rank_threshold=1500, device=device))
     enriched["TargetGenes"] = [";".join(f"{g}:{w:.6g}" for g, w in sorted(zip(t, w)))
                                for t, w in zip(enriched["targets"], enriched["target_weights"])]
     both = enriched.merge(ref, left_on=["module", "motif"], right_on=["module", "MotifID"], how="outer", indicator=True)
@@ -61,6 +62,19 @@ def test_prune_matches_prune2df(db, modules):
     for tf, grp in ref.groupby("TF"):
         genes = {t.split(":")[0] for tg in grp["TargetGenes"] for t in tg.split(";")}
         assert set(regulons.loc[regulons["tf"] == tf, "target"]) == genes
+
+
+def test_batched_torch_aucs_equal_numpy_with_weights(db, modules):
+    """The GPU path's AUCs (modules padded into batches) equal the numpy path's, weighted or not."""
+    from fatescope.regulons.recovery_torch import batched_aucs
+
+    cutoff = rc.rank_cutoff(0.05, db.n_genes)
+    rng = np.random.default_rng(0)
+    rows = [idx[idx >= 0] for idx in (db.gene_index(g["target"]) for _, g in modules.groupby("module"))]
+    weights = [rng.uniform(0.5, 3.0, len(r)) for r in rows]
+    for w in (weights, [np.ones(len(r)) for r in rows]):
+        want = np.stack([rc.aucs(db.ranks[r], wt, cutoff) for r, wt in zip(rows, w)])
+        np.testing.assert_allclose(batched_aucs(db.ranks, rows, w, cutoff, "cpu"), want, rtol=0, atol=1e-12)
 
 
 def _aucell(expr_file: str):

@@ -4,10 +4,11 @@
  * enrichment table and regulons.gmt (docs/regulons.md).
  *
  * Inputs: MODULES' modules.parquet; one or more ranking databases; the motif annotations.
+ * Label process_gpu: with params.use_gpu the AUCs of all modules are computed on the GPU.
  */
 
 process PRUNE {
-    label 'process_medium'
+    label 'process_gpu'
 
     input:
     path modules, stageAs: 'modules/modules.parquet'

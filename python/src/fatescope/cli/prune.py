@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from ..device import resolve_device
 from ..errors import InputError
 from ..io.outputs import staged_output
 from ..logs import get_logger
@@ -45,16 +46,19 @@ def read_modules(path: str) -> pd.DataFrame:
 def run(modules: str, ranking_dbs: str, motif_annotations: str, outdir: str = "prune",
         pruning_rank_threshold: int = 5000, pruning_auc_threshold: float = 0.05, pruning_nes_threshold: float = 3.0,
         pruning_min_genes: int = 0, pruning_merge_strategy: str = "union", pruning_weighted_recovery: bool = False,
-        annotation_motif_similarity_fdr: float = 0.001, annotation_orthologous_identity: float = 0.0) -> Path:
+        annotation_motif_similarity_fdr: float = 0.001, annotation_orthologous_identity: float = 0.0,
+        pruning_device: str = "auto") -> Path:
     mods = read_modules(modules)
     paths = split_paths(ranking_dbs)
     if not paths:
         raise InputError("no ranking database given (--ranking-dbs)")
     ann = filter_annotations(read_motif_annotations(motif_annotations), annotation_motif_similarity_fdr,
                              annotation_orthologous_identity)
+    device = resolve_device(pruning_device)
     params = PruneParams(rank_threshold=pruning_rank_threshold, auc_threshold=pruning_auc_threshold,
                          nes_threshold=pruning_nes_threshold, min_genes=pruning_min_genes,
-                         merge_strategy=pruning_merge_strategy, weighted_recovery=pruning_weighted_recovery)
+                         merge_strategy=pruning_merge_strategy, weighted_recovery=pruning_weighted_recovery,
+                         device=str(device) if device.type == "cuda" else None)  # numpy is the fast CPU path
     t0 = time.perf_counter()
     dbs = [load_ranking_db(p) for p in paths]
     t_load = time.perf_counter() - t0
@@ -64,14 +68,14 @@ def run(modules: str, ranking_dbs: str, motif_annotations: str, outdir: str = "p
                              f"{db.n_genes} genes")
     t0 = time.perf_counter()
     enriched, regulons, report = prune(module_gene_sets(mods), dbs, ann, params)
-    report.update(db_load_s=round(t_load, 3), prune_s=round(time.perf_counter() - t0, 3),
+    report.update(db_load_s=round(t_load, 3), prune_s=round(time.perf_counter() - t0, 3), device=str(device),
                   n_annotations_kept=int(len(ann)))
     settings = dict(modules=modules, ranking_dbs=paths, motif_annotations=motif_annotations,
                     pruning_rank_threshold=pruning_rank_threshold, pruning_auc_threshold=pruning_auc_threshold,
                     pruning_nes_threshold=pruning_nes_threshold, pruning_min_genes=pruning_min_genes,
                     pruning_merge_strategy=pruning_merge_strategy, pruning_weighted_recovery=pruning_weighted_recovery,
                     annotation_motif_similarity_fdr=annotation_motif_similarity_fdr,
-                    annotation_orthologous_identity=annotation_orthologous_identity)
+                    annotation_orthologous_identity=annotation_orthologous_identity, pruning_device=str(device))
     with staged_output(outdir, "prune", settings, ["numpy", "pandas", "pyarrow"]) as tmp:
         regulons[["regulon", "tf", "target", "weight", "database"]].to_parquet(tmp / OUTPUTS[0], index=False)
         enriched.to_parquet(tmp / OUTPUTS[1], index=False)
@@ -103,5 +107,8 @@ def run(modules: str, ranking_dbs: str, motif_annotations: str, outdir: str = "p
               help="Keep motif annotations with similarity q-value at or below this.")
 @click.option("--annotation-orthologous-identity", default=0.0, type=float,
               help="Keep motif annotations with orthologous identity at or above this.")
+@click.option("--pruning-device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where the AUCs of all modules are computed: auto = CUDA when present (torch, modules in "
+                   "batches), else the CPU (numpy).")
 def command(**kwargs) -> None:
     run(**kwargs)

@@ -34,6 +34,7 @@ class PruneParams:
     merge_strategy: str = "union"
     weighted_recovery: bool = False
     max_missing_fraction: float = 0.2
+    device: str | None = None  # a torch device: AUCs of all modules in batches there (GPU path); None = numpy
 
 
 def module_gene_sets(modules: pd.DataFrame) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
@@ -43,13 +44,13 @@ def module_gene_sets(modules: pd.DataFrame) -> list[tuple[str, str, np.ndarray, 
             for name, grp in dedup.groupby("module", sort=True, observed=True)]
 
 
-def enrich_module(db: RankingDB, rows: np.ndarray, weights: np.ndarray, params: PruneParams, cutoff: int):
-    """AUC and NES of every motif for one gene set given by its database ``rows`` (-1 = absent)."""
-    present = rows >= 0
-    ranks = db.ranks[rows[present]]
-    rec_w = weights[present] if params.weighted_recovery else np.ones(int(present.sum()))
-    auc = rc.aucs(ranks, rec_w, cutoff)
-    return present, ranks, rec_w, auc, rc.nes(auc)
+def module_aucs(db: RankingDB, present_rows: list[np.ndarray], rec_weights: list[np.ndarray], params: PruneParams,
+                cutoff: int) -> list[np.ndarray]:
+    """AUC of every motif per gene set (rows of the database), with numpy or in batches on ``params.device``."""
+    if params.device is not None and present_rows:
+        from .recovery_torch import batched_aucs
+        return list(batched_aucs(db.ranks, present_rows, rec_weights, cutoff, params.device))
+    return [rc.aucs(db.ranks[rows], w, cutoff) for rows, w in zip(present_rows, rec_weights)]
 
 
 def annotation_lookup(annotations: pd.DataFrame) -> dict[str, dict[str, tuple]]:
@@ -66,20 +67,24 @@ def prune_database(db: RankingDB, gene_sets, annotations: pd.DataFrame, params: 
     ann = annotations if isinstance(annotations, dict) else annotation_lookup(annotations)
     all_rows = db.gene_index(np.concatenate([g for _, _, g, _ in gene_sets])) if gene_sets else np.empty(0, int)
     bounds = np.cumsum([0] + [len(g) for _, _, g, _ in gene_sets])
-    out, skipped = [], []
+    skipped, scored = [], []
     for i, (name, tf, genes, weights) in enumerate(gene_sets):
         rows = all_rows[bounds[i]:bounds[i + 1]]
         n_present = int((rows >= 0).sum())
         if n_present == 0 or 1.0 - n_present / len(genes) >= params.max_missing_fraction:
             skipped.append(name)
-            continue
-        tf_ann = ann.get(tf)
-        if not tf_ann:
-            continue
-        present, ranks, rec_w, auc, nes = enrich_module(db, rows, weights, params, cutoff)
+        elif ann.get(tf):
+            present = rows >= 0
+            rec_w = weights[present] if params.weighted_recovery else np.ones(n_present)
+            scored.append((name, tf, genes, weights, present, rows[present], rec_w))
+    auc_rows = module_aucs(db, [s[5] for s in scored], [s[6] for s in scored], params, cutoff)
+    out = []
+    for (name, tf, genes, weights, present, rows, rec_w), auc in zip(scored, auc_rows):
+        tf_ann, nes = ann[tf], rc.nes(auc)
         hit = [m for m in np.flatnonzero(nes >= params.nes_threshold) if db.motifs[m] in tf_ann]
         if not hit:
             continue
+        ranks = db.ranks[rows]
         avg2std = rc.avg2std_curve(ranks, rec_w, params.rank_threshold)
         kept_genes, kept_w = genes[present], weights[present]
         for m in hit:
