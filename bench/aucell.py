@@ -108,18 +108,21 @@ def speed(args) -> None:
         print(f"{name:12s} {wall:8.3f} {cpu:8.3f} {diff:24.2e}")
 
 
-def write_sparse_h5ad(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int, rng, chunk: int = 20000) -> None:
+def write_sparse_h5ad(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int, rng, chunk: int = 20000,
+                      key: str = "X", obs: pd.DataFrame | None = None) -> None:
     """A cells x genes CSR h5ad written chunk by chunk (anndata's on-disk layout), so making a 1M-cell
-    input needs no more memory than one chunk: ~nnz_per_cell random genes a cell, counts 1..10."""
+    input needs no more memory than one chunk: ~nnz_per_cell random genes a cell, counts 1..10, as
+    ``X`` or as a layer (``key="layers/counts"``)."""
     import anndata as ad
     import h5py
 
     genes = np.array([f"G{i:05d}" for i in range(n_genes)])
-    ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]), var=pd.DataFrame(index=genes)).write_h5ad(path)
+    obs = obs if obs is not None else pd.DataFrame(index=[f"c{i}" for i in range(n_cells)])
+    ad.AnnData(obs=obs, var=pd.DataFrame(index=genes)).write_h5ad(path)
     with h5py.File(path, "a") as f:
-        if "X" in f:
-            del f["X"]
-        X = f.create_group("X")
+        if key in f:
+            del f[key]
+        X = f.create_group(key)
         X.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": (n_cells, n_genes)})
         data = X.create_dataset("data", (0,), maxshape=(None,), dtype=np.float32, chunks=(1 << 20,))
         indices = X.create_dataset("indices", (0,), maxshape=(None,), dtype=np.int32, chunks=(1 << 20,))
