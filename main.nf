@@ -155,11 +155,12 @@ workflow {
         ch_versions = ch_versions.mix(MASH.out.versions)
         ch_results = ch_results.mix(MASH.out.outdir)
 
-        AGGREGATE(MASH.out.guide_conservative, MASH.out.guide_enriched)
+        // the enriched tables exist only when params.mash_mode includes 'enriched'
+        AGGREGATE(MASH.out.guide_conservative.mix(MASH.out.guide_enriched).collect())
         ch_versions = ch_versions.mix(AGGREGATE.out.versions)
         ch_results = ch_results.mix(AGGREGATE.out.outdir)
 
-        RANK(MASH.out.gene_conservative, MASH.out.gene_enriched)
+        RANK(MASH.out.gene_conservative, MASH.out.gene_enriched.ifEmpty([]))
         ch_versions = ch_versions.mix(RANK.out.versions)
         ch_results = ch_results.mix(RANK.out.outdir)
 

@@ -37,13 +37,14 @@ SMALL_SIMULATION = {"sim_n_cells": 300, "sim_n_genes": 200, "sim_n_days": 2, "si
 DOWNSTREAM = ("AMBIENT", "INTEGRATE", "EMBED", "GRN", "MODULES", "PRUNE", "AUCELL", "FATE_FIT", "MASH", "AGGREGATE",
               "RANK", "EVAL_RECOVERY", "DIAGNOSTICS", "REPORT")
 # stageAs patterns whose file is not another task's output of the same relative path: pattern -> the
-# run's file Nextflow stages there (simulate/... from SIMULATE's folder; None: an absent optional input)
+# run's file(s) Nextflow stages there (simulate/... from SIMULATE's folder; None: an absent optional input)
 STAGED_FROM = {"raw/*": None, "projection/*": None, "cells/cells.h5ad": "qc/cells.h5ad",
                "labels/*": "simulate/truth/cells.parquet", "tf_list/*": "simulate/resources/tf_list.txt",
                "dbs/*": "simulate/resources/sim.genes_vs_motifs.rankings.feather",
                "annotations/*": "simulate/resources/motifs.tbl", "prune/*": "prune/regulons.parquet",
                "simulate/truth/regulons/*": "simulate/truth/regulons_truth.csv", "embed/*": "embed/cells.h5ad",
-               "simulate/truth/cells/*": "simulate/truth/cells.parquet"}
+               "simulate/truth/cells/*": "simulate/truth/cells.parquet",
+               "mash/*": ("mash/mash_guide_conservative.csv", "mash/mash_guide_enriched.csv")}
 # REPORT's `results/*`: the folders of the test profile's stages (ambient does not run in it)
 REPORT_FOLDERS = ("simulate", "validate", "qc", "integrate", "embed", "grn", "modules", "prune", "aucell", "fate", "mash",
                   "aggregate", "rank", "eval-recovery", "diagnostics")
@@ -94,8 +95,9 @@ def staged_inputs(proc: Process) -> dict[str, list[tuple[str, str]] | None]:
         if pattern == "results/*":
             out[name] = [(f"results/{folder}", folder) for folder in REPORT_FOLDERS]
         elif pattern in STAGED_FROM:
-            source = STAGED_FROM[pattern]
-            out[name] = None if source is None else [(pattern.replace("*", Path(source).name), source)]
+            sources = STAGED_FROM[pattern]
+            sources = (sources,) if isinstance(sources, str) else sources
+            out[name] = None if sources is None else [(pattern.replace("*", Path(src).name), src) for src in sources]
         else:
             out[name] = [(pattern, pattern)]
     return out

@@ -214,6 +214,22 @@ def test_branch_switches_and_reference_files(tmp_path):
     assert ev.kwargs(off)["regulons"] is None and ev.kwargs(off)["cells"] is None
 
 
+def test_mash_modes_shape_the_fate_branch(sheet, tmp_path):
+    from fatescope.engine.stages import RunPaths
+
+    stages = {s.name: s for s in STAGES}
+    one = RunPaths(tmp_path, {"input": None, "mash_mode": "conservative"})
+    assert stages["mash"].output_names(one) == ("mash_gene_conservative.csv", "mash_gene_conservative_fit.json",
+                                                "mash_guide_conservative.csv", "mash_guide_conservative_fit.json")
+    assert stages["aggregate"].kwargs(one)["input"] == [str(tmp_path / "mash" / "mash_guide_conservative.csv")]
+    assert stages["rank"].kwargs(one)["enriched"] is None
+    both = RunPaths(tmp_path, {"input": None, "mash_mode": "enriched,conservative"})
+    assert both.mash_modes() == ("conservative", "enriched") and len(stages["mash"].output_names(both)) == 8
+    with pytest.raises(InputError, match="ranks hits on the conservative mode"):
+        run_pipeline(_params(sheet, tmp_path / "res", mash_mode="enriched", skip_regulons=True))
+    assert not (tmp_path / "res").exists()
+
+
 def test_real_data_regulons_need_cistarget_files(sheet, tmp_path):
     out = tmp_path / "res"
     with pytest.raises(InputError, match="--ranking_dbs and --motif_annotations"):

@@ -2,26 +2,26 @@
  * AGGREGATE: `fatescope aggregate` -- combine MASH's guide-level posteriors into gene-level ones
  * per day (fixed-effect meta-analysis); aggregate/gene_from_guide_mash_<mode>.csv.
  *
- * Inputs: mash/mash_guide_conservative.csv and mash/mash_guide_enriched.csv.
+ * Inputs: MASH's guide tables, mash/mash_guide_<mode>.csv, one per mode of params.mash_mode.
  */
 
 process AGGREGATE {
     label 'process_single'
 
     input:
-    path guide_conservative, stageAs: 'mash/mash_guide_conservative.csv'
-    path guide_enriched, stageAs: 'mash/mash_guide_enriched.csv'
+    path guide_tables, stageAs: 'mash/*', arity: '1..*'
 
     output:
     path "aggregate", emit: outdir
     path "aggregate/gene_from_guide_mash_conservative.csv", emit: conservative
-    path "aggregate/gene_from_guide_mash_enriched.csv", emit: enriched
+    path "aggregate/gene_from_guide_mash_enriched.csv", emit: enriched, optional: true
     path "aggregate/versions.yml", emit: versions
 
     script:
     def args = task.ext.args ?: ''
+    def input_args = (guide_tables instanceof List ? guide_tables : [guide_tables]).collect { table -> "--input ${table}" }.join(' ')
     """
-    fatescope aggregate --input ${guide_conservative} --input ${guide_enriched} --outdir aggregate ${args}
+    fatescope aggregate ${input_args} --outdir aggregate ${args}
     """
 
     stub:

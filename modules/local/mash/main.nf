@@ -17,9 +17,9 @@ process MASH {
     output:
     path "mash", emit: outdir
     path "mash/mash_gene_conservative.csv", emit: gene_conservative
-    path "mash/mash_gene_enriched.csv", emit: gene_enriched
+    path "mash/mash_gene_enriched.csv", emit: gene_enriched, optional: true
     path "mash/mash_guide_conservative.csv", emit: guide_conservative
-    path "mash/mash_guide_enriched.csv", emit: guide_enriched
+    path "mash/mash_guide_enriched.csv", emit: guide_enriched, optional: true
     path "mash/versions.yml", emit: versions
 
     script:

@@ -2,7 +2,8 @@
  * RANK: `fatescope rank` -- daywise and any-day hits from MASH's gene-level posteriors, ranked
  * (rank/hits_ranked.csv), and the conservative vs enriched comparison (mash_mode_comparison.csv).
  *
- * Inputs: mash/mash_gene_conservative.csv and mash/mash_gene_enriched.csv.
+ * Inputs: mash/mash_gene_conservative.csv and mash/mash_gene_enriched.csv ([] when params.mash_mode
+ * is 'conservative' alone: hits without the mode comparison).
  */
 
 process RANK {
@@ -20,8 +21,9 @@ process RANK {
 
     script:
     def args = task.ext.args ?: ''
+    def enriched_arg = gene_enriched ? "--enriched ${gene_enriched}" : ''
     """
-    fatescope rank --conservative ${gene_conservative} --enriched ${gene_enriched} --outdir rank ${args}
+    fatescope rank --conservative ${gene_conservative} ${enriched_arg} --outdir rank ${args}
     """
 
     stub:

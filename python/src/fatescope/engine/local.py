@@ -69,7 +69,12 @@ def preflight(params: dict, stages: list[Stage]) -> None:
         validate_samplesheet(params["input"])
     if params.get("guide_map"):
         read_guide_map(params["guide_map"])
-    if params.get("input") and "prune" in {s.name for s in stages}:
+    names = {s.name for s in stages}
+    modes = [m.strip() for m in str(params.get("mash_mode") or "").split(",") if m.strip()]
+    if "rank" in names and "conservative" not in modes:
+        raise InputError(f"--mash_mode {params.get('mash_mode')!r}: the pipeline ranks hits on the conservative mode; "
+                         "give 'conservative' or 'conservative,enriched' (to run enriched alone, use `fatescope mash`)")
+    if params.get("input") and "prune" in names:
         missing = [name for name in ("ranking_dbs", "motif_annotations") if not params.get(name)]
         if missing:
             raise InputError(f"the regulon stages need --{' and --'.join(missing)} (cisTarget ranking databases and "
@@ -101,10 +106,10 @@ def _is_current(paths: RunPaths, stage: Stage, key: str) -> bool:
 
 def _write_record(paths: RunPaths, stage: Stage, key: str) -> None:
     folder = paths.stage_dir(stage.folder)
-    missing = [o for o in stage.outputs if not (folder / o).exists()]
+    missing = [o for o in stage.output_names(paths) if not (folder / o).exists()]
     if missing:
         raise RuntimeError(f"stage '{stage.name}' finished without writing {', '.join(missing)}")
-    outputs = {o: hash_path(folder / o) for o in stage.outputs}
+    outputs = {o: hash_path(folder / o) for o in stage.output_names(paths)}
     atomic_write_text(_record_path(paths, stage), json.dumps({"fingerprint": key, "outputs": outputs,
                                                              "fatescope": __version__}, indent=1))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 Inputs = Callable[["RunPaths"], dict[str, str | list[str] | None]]
+Outputs = tuple[str, ...] | Callable[["RunPaths"], tuple[str, ...]]  # fixed, or following the params (mash modes)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class RunPaths:
         """Whether a branch of the DAG (integration, regulons, fate, diagnostics, report) is switched on."""
         return not self.params.get(f"skip_{branch}", False)
 
+    def mash_modes(self) -> tuple[str, ...]:
+        """The mash modes of the run (``mash_mode``, comma-separated), in MASH_MODES order."""
+        asked = {m.strip() for m in str(self.params.get("mash_mode") or ",".join(MASH_MODES)).split(",")}
+        return tuple(m for m in MASH_MODES if m in asked)
+
     def cells_for_integration(self) -> str:
         return self.file("ambient" if self.params.get("run_ambient") else "qc", "cells.h5ad")
 
@@ -67,7 +73,7 @@ class Stage:
     name: str
     module: str
     inputs: Inputs
-    outputs: tuple[str, ...]
+    outputs: Outputs
     prefix: str = ""
     enabled: Callable[[RunPaths], bool] = field(default=lambda paths: True)
     folder_name: str | None = None
@@ -78,6 +84,9 @@ class Stage:
     def folder(self) -> str:
         """The output folder under the run's outdir: the CLI's --outdir default."""
         return self.folder_name or self.name
+
+    def output_names(self, paths: RunPaths) -> tuple[str, ...]:
+        return self.outputs(paths) if callable(self.outputs) else self.outputs
 
     @property
     def command(self) -> click.Command:
@@ -107,8 +116,12 @@ MASH_MODES = ("conservative", "enriched")
 FATE_OUTPUTS = ("gene_daywise_for_mash.csv", "guide_daywise_for_mash.csv", "theta_posterior_summary.npz",
                 "delta_posterior_summary.npz", "qc_delta_mean_by_gene.csv", "qc_theta_beta_offset_by_gene.csv",
                 "loss_curve.csv", "fate_model.pt", "fit_summary.json")
-MASH_OUTPUTS = tuple(f"mash_{kind}_{mode}{suffix}" for kind in ("gene", "guide") for mode in MASH_MODES
-                     for suffix in (".csv", "_fit.json"))
+
+
+def mash_outputs(paths: RunPaths) -> tuple[str, ...]:
+    return tuple(f"mash_{kind}_{mode}{suffix}" for kind in ("gene", "guide") for mode in paths.mash_modes()
+                 for suffix in (".csv", "_fit.json"))
+
 
 STAGES: tuple[Stage, ...] = (
     Stage("simulate", "simulate", inputs=lambda p: {}, prefix="sim_",
@@ -147,16 +160,16 @@ STAGES: tuple[Stage, ...] = (
     Stage("fate-fit", "fate_fit", folder_name="fate", prefix="fate_", outputs=FATE_OUTPUTS,
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "guide_map": p.guide_map()},
           enabled=lambda p: p.runs("fate")),
-    Stage("mash", "mash", prefix="mash_", outputs=MASH_OUTPUTS,
+    Stage("mash", "mash", prefix="mash_", outputs=mash_outputs,
           inputs=lambda p: {"input": [p.file("fate", "gene_daywise_for_mash.csv"),
                                       p.file("fate", "guide_daywise_for_mash.csv")]},
           enabled=lambda p: p.runs("fate")),
-    Stage("aggregate", "aggregate", outputs=tuple(f"gene_from_guide_mash_{m}.csv" for m in MASH_MODES),
-          inputs=lambda p: {"input": [p.file("mash", f"mash_guide_{m}.csv") for m in MASH_MODES]},
+    Stage("aggregate", "aggregate", outputs=lambda p: tuple(f"gene_from_guide_mash_{m}.csv" for m in p.mash_modes()),
+          inputs=lambda p: {"input": [p.file("mash", f"mash_guide_{m}.csv") for m in p.mash_modes()]},
           enabled=lambda p: p.runs("fate")),
     Stage("rank", "rank", outputs=("hits_ranked.csv", "mash_mode_comparison.csv"),
           inputs=lambda p: {"conservative": p.file("mash", "mash_gene_conservative.csv"),
-                            "enriched": p.file("mash", "mash_gene_enriched.csv")},
+                            "enriched": p.file("mash", "mash_gene_enriched.csv") if "enriched" in p.mash_modes() else None},
           enabled=lambda p: p.runs("fate")),
     Stage("eval-recovery", "eval_recovery", prefix="eval_", outputs=("recovery_metrics.json", "recovery_table.csv"),
           inputs=lambda p: {"theta_summary": p.file("fate", "theta_posterior_summary.npz"),
