@@ -37,6 +37,9 @@ workflow {
         validateParameters()
     }
     log.info(paramsSummaryLog(workflow))
+    if (!params.skip_fate && !params.mash_mode.toString().tokenize(',').collect { mode -> mode.trim() }.contains('conservative')) {
+        error("--mash_mode ${params.mash_mode}: the pipeline ranks hits on the conservative mode; give 'conservative' or 'conservative,enriched'")
+    }
 
     ch_versions = channel.empty()
     ch_truth = channel.empty()
@@ -151,7 +154,7 @@ workflow {
         ch_versions = ch_versions.mix(FATE_FIT.out.versions)
         ch_results = ch_results.mix(FATE_FIT.out.outdir)
 
-        MASH(FATE_FIT.out.gene_daywise, FATE_FIT.out.guide_daywise)
+        MASH(FATE_FIT.out.gene_daywise, FATE_FIT.out.guide_daywise, optionalFile(params.mash_fixg_fit))
         ch_versions = ch_versions.mix(MASH.out.versions)
         ch_results = ch_results.mix(MASH.out.outdir)
 
@@ -170,7 +173,8 @@ workflow {
         ch_results = ch_results.mix(EVAL_RECOVERY.out.outdir)
 
         if (!params.skip_diagnostics) {
-            DIAGNOSTICS(QC.out.h5ad, FATE_FIT.out.model, FATE_FIT.out.theta_summary, ch_guide_map)
+            DIAGNOSTICS(QC.out.h5ad, FATE_FIT.out.model, FATE_FIT.out.theta_summary, ch_guide_map,
+                        optionalFile(params.diag_known_regulators))
             ch_versions = ch_versions.mix(DIAGNOSTICS.out.versions)
             ch_results = ch_results.mix(DIAGNOSTICS.out.outdir)
         }

@@ -38,7 +38,7 @@ DOWNSTREAM = ("AMBIENT", "INTEGRATE", "EMBED", "GRN", "MODULES", "PRUNE", "AUCEL
               "RANK", "EVAL_RECOVERY", "DIAGNOSTICS", "REPORT")
 # stageAs patterns whose file is not another task's output of the same relative path: pattern -> the
 # run's file(s) Nextflow stages there (simulate/... from SIMULATE's folder; None: an absent optional input)
-STAGED_FROM = {"raw/*": None, "projection/*": None, "cells/cells.h5ad": "qc/cells.h5ad",
+STAGED_FROM = {"raw/*": None, "projection/*": None, "fixg/*": None, "known/*": None, "cells/cells.h5ad": "qc/cells.h5ad",
                "labels/*": "simulate/truth/cells.parquet", "tf_list/*": "simulate/resources/tf_list.txt",
                "dbs/*": "simulate/resources/sim.genes_vs_motifs.rankings.feather",
                "annotations/*": "simulate/resources/motifs.tbl", "prune/*": "prune/regulons.parquet",

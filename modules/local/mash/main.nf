@@ -13,6 +13,7 @@ process MASH {
     input:
     path gene_daywise, stageAs: 'fate/gene_daywise_for_mash.csv'
     path guide_daywise, stageAs: 'fate/guide_daywise_for_mash.csv'
+    path fixg_fit, stageAs: 'fixg/*'
 
     output:
     path "mash", emit: outdir
@@ -24,8 +25,9 @@ process MASH {
 
     script:
     def args = task.ext.args ?: ''
+    def fixg_arg = fixg_fit ? "--fixg-fit ${fixg_fit}" : ''
     """
-    fatescope mash --input ${gene_daywise} --input ${guide_daywise} --outdir mash ${args}
+    fatescope mash --input ${gene_daywise} --input ${guide_daywise} --outdir mash ${fixg_arg} ${args}
     """
 
     stub:

@@ -79,7 +79,8 @@ def preflight(params: dict, stages: list[Stage]) -> None:
         if missing:
             raise InputError(f"the regulon stages need --{' and --'.join(missing)} (cisTarget ranking databases and "
                              "motif annotations; docs/regulons.md), or --skip_regulons true")
-    for name in ("tf_list", "ranking_dbs", "motif_annotations", "ambient_raw", "integrate_projection", "embed_labels"):
+    for name in ("tf_list", "ranking_dbs", "motif_annotations", "ambient_raw", "integrate_projection", "embed_labels",
+                 "mash_fixg_fit", "diag_known_regulators"):
         value = params.get(name)
         if not value or (name == "tf_list" and value in BUNDLED):
             continue

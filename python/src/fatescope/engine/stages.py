@@ -162,7 +162,8 @@ STAGES: tuple[Stage, ...] = (
           enabled=lambda p: p.runs("fate")),
     Stage("mash", "mash", prefix="mash_", outputs=mash_outputs,
           inputs=lambda p: {"input": [p.file("fate", "gene_daywise_for_mash.csv"),
-                                      p.file("fate", "guide_daywise_for_mash.csv")]},
+                                      p.file("fate", "guide_daywise_for_mash.csv")],
+                            "fixg_fit": p.params.get("mash_fixg_fit")},
           enabled=lambda p: p.runs("fate")),
     Stage("aggregate", "aggregate", outputs=lambda p: tuple(f"gene_from_guide_mash_{m}.csv" for m in p.mash_modes()),
           inputs=lambda p: {"input": [p.file("mash", f"mash_guide_{m}.csv") for m in p.mash_modes()]},
@@ -184,7 +185,7 @@ STAGES: tuple[Stage, ...] = (
           outputs=("diagnostics.json", "split_counts.csv", "permutation_hits.csv", "sanity.csv"),
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "model": p.file("fate", "fate_model.pt"),
                             "theta_summary": p.file("fate", "theta_posterior_summary.npz"),
-                            "guide_map": p.guide_map()},
+                            "guide_map": p.guide_map(), "known_regulators": p.params.get("diag_known_regulators")},
           enabled=lambda p: p.runs("fate") and p.runs("diagnostics")),
     Stage("report", "report", prefix="report_", outputs=("report.html", "report_summary.json"),
           inputs=lambda p: {"results": str(p.outdir)}, enabled=lambda p: p.runs("report"),
@@ -198,7 +199,8 @@ BRANCH_SWITCHES: dict[str, object] = {"run_ambient": False, "skip_integration": 
 
 # Run-level params: inputs and reference files (None = the simulation's own, or the stage's default)
 PIPELINE_PARAMS: dict[str, object] = {"input": None, "outdir": "results", "guide_map": None, "ambient_raw": None,
-                                      "integrate_projection": None, "embed_labels": None, "tf_list": None,
+                                      "integrate_projection": None, "embed_labels": None, "mash_fixg_fit": None,
+                                      "diag_known_regulators": None, "tf_list": None,
                                       "ranking_dbs": None, "motif_annotations": None, **BRANCH_SWITCHES}
 
 
