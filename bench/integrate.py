@@ -14,11 +14,15 @@ Methods (each in a fresh spawned process, so peak RSS is its own; wall time is t
   ours-scalex    fatescope SCALEX-style VAE, same iterations
   ours-scalex+harmony    fatescope Harmony on that latent (same run; wall includes the VAE)
   ours-scalex-projected  fatescope VAE trained without the last batch, which is then projected
+Seeds: the VAEs (ours and scalex) run once per ``--seeds`` value and the summary gives the mean,
+min and max total over seeds (one seed of a 909-cell task moves the total by up to 0.006); our VAE
+also runs once per ``--kl-weights`` value (names get ``-kl<w>`` when w is not SCALEX's 0.5).
 Metrics: fatescope.cells.metrics.assess (scib-style: bio = mean(label ASW, ARI, NMI, cLISI),
 batch = mean(batch ASW, iLISI), total = 0.6 bio + 0.4 batch; ARI/NMI of Leiden clusters at the
 NMI-optimal resolution).
 
-    .venv/bin/python bench/integrate.py --iterations 3000 --out bench/integrate_results.json
+    .venv/bin/python bench/integrate.py --iterations 3000 --seeds 124,0,1 --kl-weights 0.5,1 \
+        --out bench/integrate_results.json
 """
 from __future__ import annotations
 
@@ -73,11 +77,11 @@ def pcs(adata, genes, n_comps=50):
 
 # --- methods: each returns the embedding; run inside a child process -------------------------
 
-def m_pca(adata, genes, it):
+def m_pca(adata, genes, it, seed, kl):
     return pcs(adata, genes)
 
 
-def m_harmonypy(adata, genes, it):
+def m_harmonypy(adata, genes, it, seed, kl):
     import harmonypy
 
     Z = pcs(adata, genes)
@@ -88,7 +92,7 @@ def m_harmonypy(adata, genes, it):
     return emb, time.perf_counter() - t
 
 
-def m_ours_harmony(adata, genes, it):
+def m_ours_harmony(adata, genes, it, seed, kl):
     from fatescope.cells.harmony import harmonize
 
     Z = pcs(adata, genes)
@@ -97,47 +101,50 @@ def m_ours_harmony(adata, genes, it):
     return emb, time.perf_counter() - t
 
 
-def m_scalex(adata, genes, it):
+def m_scalex(adata, genes, it, seed, kl):
     np.Inf = np.inf  # scalex 1.0.4 uses np.Inf (removed in NumPy 2)
     import tempfile
 
     import scalex
 
+    # Given a gene list, scalex keeps an AnnData *view* and re-slices the columns of the full matrix
+    # for every cell it loads (~17 ms per cell here, 30 s per epoch on T1). Handing it the HVG matrix
+    # and asking for all of its genes keeps its own copy path: same genes, the speed it was built for.
     with tempfile.TemporaryDirectory() as tmp:
-        out = scalex.SCALEX(adata.copy(), batch_name="batch", n_top_features=np.asarray(genes), min_features=0, min_cells=0,
-                            max_iteration=it, seed=124, outdir=tmp, ignore_umap=True, show=False, num_workers=0, gpu=0)
+        out = scalex.SCALEX(adata[:, list(genes)].copy(), batch_name="batch", n_top_features=len(genes), min_features=0, min_cells=0,
+                            max_iteration=it, seed=seed, outdir=tmp, ignore_umap=True, show=False, num_workers=0, gpu=0)
     return np.asarray(out.obsm["latent"])
 
 
-def _ours_latent(adata, genes, it, patience=10):
+def _ours_latent(adata, genes, it, seed, kl):
     import torch
 
     from fatescope.cells.integrate import ScalexParams, prepare, train, transform
 
-    params = ScalexParams(max_iteration=it, patience=patience)
+    params = ScalexParams(max_iteration=it, seed=seed, beta=kl)
     data = prepare(adata.X, adata.var_names, adata.obs["batch"].to_numpy(), params, hvg=list(genes))
     domains = sorted(np.unique(data.batches))
     model, info = train(data, domains, params, torch.device("cpu"))
     return transform(model, data, params, torch.device("cpu")), info
 
 
-def m_ours_scalex(adata, genes, it):
+def m_ours_scalex(adata, genes, it, seed, kl):
     """The VAE latent, and Harmony on it as a second result (its time is reported apart)."""
     from fatescope.cells.harmony import harmonize
 
-    latent = _ours_latent(adata, genes, it)[0]
+    latent = _ours_latent(adata, genes, it, seed, kl)[0]
     t = time.perf_counter()
     harmonized = harmonize(latent, adata.obs["batch"].to_numpy(), seed=0)
     return {"ours-scalex": latent, "ours-scalex+harmony": harmonized, "_harmony_s": time.perf_counter() - t}
 
 
-def m_ours_scalex_projected(adata, genes, it):
+def m_ours_scalex_projected(adata, genes, it, seed, kl):
     """Train without the last batch, then project it into the saved model (SCALEX's online mode)."""
     import torch
 
     from fatescope.cells.integrate import ScalexParams, fit_new_decoder_norms, prepare, train, transform
 
-    params = ScalexParams(max_iteration=it)
+    params = ScalexParams(max_iteration=it, seed=seed, beta=kl)
     batches = adata.obs["batch"].astype(str).to_numpy()
     held = sorted(np.unique(batches))[-1]
     ref, query = adata[batches != held], adata[batches == held]
@@ -153,26 +160,23 @@ def m_ours_scalex_projected(adata, genes, it):
     return out
 
 
-def m_ours_scalex_harmony(adata, genes, it):
-    from fatescope.cells.harmony import harmonize
-
-    latent, _ = _ours_latent(adata, genes, it)
-    return harmonize(latent, adata.obs["batch"].to_numpy(), seed=0)
-
-
 METHODS = {"pca": m_pca, "harmonypy": m_harmonypy, "ours-harmony": m_ours_harmony, "scalex": m_scalex,
            "ours-scalex": m_ours_scalex,
            "ours-scalex-projected": m_ours_scalex_projected}
 
 
-def _child(method, task, genes, it, threads, queue):
+SEEDED = {"scalex", "ours-scalex", "ours-scalex-projected"}  # the others run once, with seed 0
+OURS_VAE = {"ours-scalex", "ours-scalex-projected"}  # the methods that take --kl-weights
+
+
+def _child(method, task, genes, it, threads, seed, kl, queue):
     import torch
 
     torch.set_num_threads(threads)
     adata = load_task(task)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
-    res = METHODS[method](adata, genes, it)
+    res = METHODS[method](adata, genes, it, seed, kl)
     wall = time.perf_counter() - t
     if isinstance(res, dict):
         extra = res.pop("_harmony_s")
@@ -181,15 +185,17 @@ def _child(method, task, genes, it, threads, queue):
     else:
         emb, core = (res if isinstance(res, tuple) else (res, None))
         embs = {method: np.asarray(emb, np.float32)}
+    if method in OURS_VAE and kl != 0.5:
+        embs = {k.replace("ours-scalex", f"ours-scalex-kl{kl:g}"): v for k, v in embs.items()}
     queue.put({"embeddings": embs, "wall_s": wall, "core_s": core,
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                "rss_before_mb": base / 1024})
 
 
-def run_method(method, task, genes, it, threads):
+def run_method(method, task, genes, it, threads, seed, kl):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(method, task, genes, it, threads, q))
+    p = ctx.Process(target=_child, args=(method, task, genes, it, threads, seed, kl, q))
     p.start()
     while True:
         try:
@@ -202,38 +208,63 @@ def run_method(method, task, genes, it, threads):
     return res
 
 
+def runs(methods, seeds, kl_weights):
+    """(method, seed, KL weight) for every run: seeded methods once per seed, our VAE once per KL weight."""
+    for method in methods:
+        for seed in (seeds if method in SEEDED else [0]):
+            for kl in (kl_weights if method in OURS_VAE else [0.5]):
+                yield method, seed, kl
+
+
+def summary(results) -> list[dict]:
+    """Per task and method: the total score over seeds (mean, min, max) and the mean wall time."""
+    df = pd.DataFrame(results)
+    out = df.groupby(["task", "method"], sort=False).agg(seeds=("seed", "nunique"), total_mean=("total", "mean"),
+                                                          total_min=("total", "min"), total_max=("total", "max"),
+                                                          ari_mean=("ari", "mean"), wall_s_mean=("wall_s", "mean"))
+    return out.reset_index().to_dict("records")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default="T1,T2")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--iterations", type=int, default=3000, help="max_iteration for both SCALEX implementations")
+    ap.add_argument("--seeds", default="124", help="seeds of the VAEs (both packages), comma-separated; 124 is SCALEX's default")
+    ap.add_argument("--kl-weights", default="0.5", help="KL weights of our VAE, comma-separated (SCALEX: 0.5)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=None, help="JSON with every number")
+    ap.add_argument("--out", default=None, help="JSON with every number: {'runs': [...], 'summary': [...]}")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python" / "src"))
     from fatescope.cells.metrics import assess
 
+    seeds = [int(x) for x in args.seeds.split(",")]
+    kl_weights = [float(x) for x in args.kl_weights.split(",")]
     results = []
     for task in args.tasks.split(","):
         adata = load_task(task)
         genes = hvgs(adata)
-        for method in args.methods.split(","):
+        for method, seed, kl in runs(args.methods.split(","), seeds, kl_weights):
             try:
-                res = run_method(method, task, genes, args.iterations, args.threads)
+                res = run_method(method, task, genes, args.iterations, args.threads, seed, kl)
             except RuntimeError as exc:
                 print(f"{task} {method}: {exc}", flush=True)
                 continue
             for name, emb in res["embeddings"].items():
                 scores = assess(emb, adata.obs["batch"].to_numpy(), adata.obs["label"].to_numpy())
-                row = {"task": task, "method": name, "cells": adata.n_obs, "genes": len(genes), "iterations": args.iterations,
-                       "threads": args.threads, **{k: v for k, v in res.items() if k != "embeddings"}, **scores}
+                row = {"task": task, "method": name, "seed": seed, "kl_weight": kl, "cells": adata.n_obs, "genes": len(genes),
+                       "iterations": args.iterations, "threads": args.threads,
+                       **{k: v for k, v in res.items() if k != "embeddings"}, **scores}
                 results.append(row)
-                print(f"{task} {name:22s} total={row['total']:.3f} bio={row['bio']:.3f} batch={row['batch']:.3f} "
-                    f"ARI={row['ari']:.3f} NMI={row['nmi']:.3f} ASWl={row['label_asw']:.3f} cLISI={row['clisi']:.3f} "
-                    f"ASWb={row['batch_asw']:.3f} iLISI={row['ilisi']:.3f} wall={row['wall_s']:.1f}s "
-                    f"peak={row['peak_rss_mb']:.0f}MB", flush=True)
+                print(f"{task} {name:26s} seed={seed:<4d} total={row['total']:.4f} bio={row['bio']:.3f} batch={row['batch']:.3f} "
+                      f"ARI={row['ari']:.3f} NMI={row['nmi']:.3f} ASWl={row['label_asw']:.3f} cLISI={row['clisi']:.3f} "
+                      f"ASWb={row['batch_asw']:.3f} iLISI={row['ilisi']:.3f} wall={row['wall_s']:.1f}s "
+                      f"peak={row['peak_rss_mb']:.0f}MB", flush=True)
             if args.out:
-                Path(args.out).write_text(json.dumps(results, indent=1, default=float))
+                Path(args.out).write_text(json.dumps({"runs": results, "summary": summary(results)}, indent=1, default=float))
+    for row in summary(results):
+        print(f"{row['task']} {row['method']:26s} seeds={row['seeds']} total mean={row['total_mean']:.4f} "
+              f"[{row['total_min']:.4f}, {row['total_max']:.4f}] ARI mean={row['ari_mean']:.3f} wall={row['wall_s_mean']:.1f}s")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,25 @@ def test_scalex_mixes_batches_and_keeps_fates_apart(sim, trained):
     assert info["loss_history"][-1] < info["loss_history"][0]
 
 
+def test_kl_weight_trades_reconstruction_for_a_tighter_posterior(trained):
+    """A heavier KL term must give a smaller KL and a worse reconstruction (same data, seed, steps)."""
+    _, data, _, _, params = trained
+    domains = sorted(np.unique(data.batches))
+    x = torch.from_numpy(data.X.toarray())
+    y = torch.from_numpy(pd.Categorical(data.batches, categories=domains).codes.astype(np.int64))
+    terms = {}
+    for beta in (0.25, 2.0):
+        p = ScalexParams(n_top_features=400, max_iteration=300, seed=1, beta=beta)
+        model, _ = train(data, domains, p, torch.device("cpu"))
+        model.eval()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            _, recon, kl = model.loss(x, y, beta)
+        terms[beta] = (float(recon), float(kl))
+    assert terms[2.0][1] < 0.8 * terms[0.25][1]
+    assert terms[2.0][0] > terms[0.25][0]
+
+
 def test_transform_is_chunk_invariant(trained):
     adata, data, model, info, params = trained
     a = transform(model, data, params, torch.device("cpu"))
@@ -118,11 +137,12 @@ def test_cli_round_trip_projection_and_errors(sim, tmp_path):
     ref.write_h5ad(tmp_path / "ref.h5ad")
     query.write_h5ad(tmp_path / "query.h5ad")
     runner = CliRunner()
-    common = ["--n-top-features", "400", "--max-iteration", "300", "--seed", "1", "--threads", "1"]
+    common = ["--n-top-features", "400", "--max-iteration", "300", "--seed", "1", "--threads", "1", "--kl-weight", "1.0"]
     res = runner.invoke(main, ["integrate", "--input", str(tmp_path / "ref.h5ad"), "--outdir", str(tmp_path / "int"), *common])
     assert res.exit_code == 0, res.output
     for f in ("cells.h5ad", "checkpoint/model.pt", "checkpoint/config.json", "versions.yml", "params.yaml", "command.txt"):
         assert (tmp_path / "int" / f).exists(), f
+    assert json.loads((tmp_path / "int" / "checkpoint" / "config.json").read_text())["params"]["beta"] == 1.0
     out = ad.read_h5ad(tmp_path / "int" / "cells.h5ad")
     assert out.obsm["X_latent"].shape == (ref.n_obs, 10) and "counts" in out.layers
     res = runner.invoke(main, ["integrate", "--input", str(tmp_path / "query.h5ad"), "--outdir", str(tmp_path / "proj"),

@@ -5,9 +5,11 @@ For cell i with observed library l_i, latent z_i and ambient fraction f_i:
     mu_i = l_i x ((1 - f_i) softmax(decoder(z_i)) + f_i a_s(i)),   x_i ~ NegBinomial(mu_i, r)
 with a_s the ambient profile of the cell's sample (estimated from empty droplets of a raw matrix
 when given, else from the lowest-UMI barcodes), r a learned per-gene dispersion, z ~ N(0, I) and
-f ~ Beta(2, 18) a priori (mean 10%; the prior sets the overall level, which
-cell signal and ambient cannot separate, and the data set each cell's deviation from it). The decontaminated counts are the expected cell-derived part
-of each observed count: x_ij (1 - f_i) p_ij / ((1 - f_i) p_ij + f_i a_j).
+f ~ Beta(c m_i, c (1 - m_i)) a priori. Cell signal and ambient cannot separate the overall level, so
+the prior sets it and the data set each cell's deviation: m_i = 10% by default, or, with empty
+droplets, m_i = E[d] / l_i (CellBender's physics: a cell's droplet holds as much ambient RNA as an
+empty one, d UMIs) with c_i from the spread of d over the empty droplets, Var[f_i] = Var[d] / l_i^2. The decontaminated counts are the expected cell-derived
+part of each observed count: x_ij (1 - f_i) p_ij / ((1 - f_i) p_ij + f_i a_j).
 """
 from __future__ import annotations
 
@@ -41,8 +43,9 @@ class AmbientParams:
     seed: int = 0
 
 
-def profile_from_empties(raw, raw_genes, genes, cell_barcodes, raw_barcodes, max_umis: int) -> np.ndarray:
-    """Ambient profile from the barcodes of a raw matrix that are not cells and have 1..max_umis UMIs."""
+def profile_from_empties(raw, raw_genes, genes, cell_barcodes, raw_barcodes, max_umis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ambient profile from the barcodes of a raw matrix that are not cells and have 1..max_umis UMIs,
+    and those droplets' UMI totals (the ambient RNA of one droplet)."""
     raw = sp.csr_matrix(raw)
     totals = np.asarray(raw.sum(axis=1)).ravel()
     empty = (totals > 0) & (totals <= max_umis) & ~pd.Index(raw_barcodes).isin(cell_barcodes)
@@ -52,8 +55,17 @@ def profile_from_empties(raw, raw_genes, genes, cell_barcodes, raw_barcodes, max
     summed = np.asarray(raw[np.flatnonzero(empty)].sum(axis=0)).ravel()
     pos = pd.Index(raw_genes).get_indexer(genes)
     prof = np.where(pos >= 0, summed[np.maximum(pos, 0)], 0.0) + 1e-3
-    log.info("ambient: profile from %d empty droplets", int(empty.sum()))
-    return prof / prof.sum()
+    log.info("ambient: profile from %d empty droplets, %.1f UMIs each on average", int(empty.sum()), totals[empty].mean())
+    return prof / prof.sum(), totals[empty].astype(np.float64)
+
+
+def prior_from_empties(counts, empty_umis: np.ndarray, low: float = 1e-3, high: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the Beta prior (mean, concentration) of the ambient fraction if its droplet holds as
+    many ambient UMIs d as an empty one: mean E[d] / l, variance Var[d] / l^2 (l = the cell's UMIs)."""
+    lib = np.maximum(np.asarray(sp.csr_matrix(counts).sum(axis=1)).ravel(), 1.0)
+    mean = np.clip(empty_umis.mean() / lib, low, high)
+    var = max(float(empty_umis.var()), float(empty_umis.mean())) / lib ** 2  # at least Poisson spread
+    return mean, np.clip(mean * (1 - mean) / var - 1, 2.0, 1e4)
 
 
 def profile_from_low_umi(counts, samples, quantile: float) -> dict[str, np.ndarray]:
@@ -107,8 +119,12 @@ def _nb_loglik(x, mu, r):
 
 
 def decontaminate(counts, samples, profiles: dict[str, np.ndarray], params: AmbientParams = AmbientParams(),
-                  device: torch.device = torch.device("cpu")) -> tuple[sp.csr_matrix, np.ndarray, dict]:
-    """Fit the model; return (decontaminated counts CSR float32, per-cell ambient fraction, info)."""
+                  device: torch.device = torch.device("cpu"), prior: tuple[np.ndarray, np.ndarray] | None = None,
+                  ) -> tuple[sp.csr_matrix, np.ndarray, dict]:
+    """Fit the model; return (decontaminated counts CSR float32, per-cell ambient fraction, info).
+
+    ``prior``: per-cell (mean, concentration) of the ambient fraction's Beta prior (e.g.
+    ``prior_from_empties``); default: ``params``' Beta(prior_a, prior_b) for every cell."""
     counts = sp.csr_matrix(counts, dtype=np.float32)
     samples = np.asarray(samples).astype(str)
     missing = sorted(set(samples) - set(profiles))
@@ -125,7 +141,12 @@ def decontaminate(counts, samples, profiles: dict[str, np.ndarray], params: Ambi
     model.init_profile(mean / mean.sum())
     model = model.to(device)
     optim = torch.optim.Adam(model.parameters(), lr=params.lr)
-    prior = torch.distributions.Beta(torch.tensor(params.prior_a, device=device), torch.tensor(params.prior_b, device=device))
+    if prior is None:
+        m, conc = np.full(n, params.prior_a / (params.prior_a + params.prior_b)), params.prior_a + params.prior_b
+    else:
+        m, conc = (np.asarray(v, dtype=np.float64) for v in prior)
+    prior_a = torch.tensor(conc * m, dtype=torch.float32, device=device)
+    prior_b = torch.tensor(conc * (1 - m), dtype=torch.float32, device=device)
     bs = min(params.batch_size, n)
     bar = progress_bar(params.epochs, desc="ambient: epochs")
     history = []
@@ -133,16 +154,17 @@ def decontaminate(counts, samples, profiles: dict[str, np.ndarray], params: Ambi
         order, total = rng.permutation(n), 0.0
         for start in range(0, n, bs):
             idx = order[start:start + bs]
+            rows = torch.from_numpy(idx).to(device)
             x = torch.from_numpy(counts[idx].toarray()).to(device)
             lib = x.sum(1, keepdim=True)
             mu_z, logvar, a, b = model.encode(x)
             z = model.assign(mu_z + torch.exp(0.5 * logvar) * torch.randn_like(mu_z), params.tau)
             q = torch.distributions.Beta(a, b)
             f = q.rsample().clamp(1e-4, 1 - 1e-4)
-            cell, ambient = model.parts(z, f, amb[code[torch.from_numpy(idx).to(device)]])
+            cell, ambient = model.parts(z, f, amb[code[rows]])
             ll = _nb_loglik(x, lib * (cell + ambient), torch.exp(model.log_r))
             kl_z = 0.5 * (torch.exp(logvar) + mu_z ** 2 - 1 - logvar).sum(1) * 0.1
-            kl_f = torch.distributions.kl_divergence(q, prior)
+            kl_f = torch.distributions.kl_divergence(q, torch.distributions.Beta(prior_a[rows], prior_b[rows]))
             loss = (-ll + kl_z + kl_f).mean()
             optim.zero_grad(set_to_none=True)
             loss.backward()

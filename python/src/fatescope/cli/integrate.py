@@ -77,7 +77,8 @@ def _project(adata, layer, batch_key, projection, device, chunk_size, impute_bat
 
 def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key: str = "batch", layer: str = "auto",
         n_top_features: int = 2000, target_sum: float = 1e4, scale: str = "batch", hidden: int = 1024, latent_dim: int = 10,
-        batch_size: int = 64, lr: float = 2e-4, weight_decay: float = 5e-4, max_iteration: int = 30000,
+        batch_size: int = 64, lr: float = 2e-4, weight_decay: float = 5e-4, kl_weight: float = 0.5,
+        max_iteration: int = 30000,
         patience: int = 10, transform_norm: str = "batch", chunk_size: int = 20000, seed: int = 124,
         device: str = "auto", projection: str | None = None, repeat: bool = False, impute_batch: str | None = None,
         harmony_on: str = "pca", n_pcs: int = 50, harmony_theta: float = 2.0, threads: int = 0) -> Path:
@@ -88,7 +89,7 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
     dev = resolve_device(device)
     adata, layer = read_cells(input, batch_key, layer)
     params = ScalexParams(n_top_features=n_top_features, target_sum=target_sum, scale=scale, n_hidden=hidden,
-                          n_latent=latent_dim, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                          n_latent=latent_dim, batch_size=batch_size, lr=lr, weight_decay=weight_decay, beta=kl_weight,
                           max_iteration=max_iteration, patience=patience, transform_norm=transform_norm,
                           chunk_size=chunk_size, seed=seed)
     model = data = imputed = None
@@ -159,6 +160,8 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
 @click.option("--batch-size", default=64, type=click.IntRange(min=2), help="Cells per minibatch.")
 @click.option("--lr", default=2e-4, type=click.FloatRange(min=0, min_open=True), help="Adam learning rate.")
 @click.option("--weight-decay", default=5e-4, type=click.FloatRange(min=0), help="Adam weight decay.")
+@click.option("--kl-weight", default=0.5, type=click.FloatRange(min=0),
+              help="Weight of the KL term in the loss (SCALEX: 0.5; 1.0 = the standard ELBO).")
 @click.option("--max-iteration", default=30000, type=click.IntRange(min=1), help="Maximum minibatch iterations.")
 @click.option("--patience", default=10, type=click.IntRange(min=1), help="Early stopping: epochs without a lower loss.")
 @click.option("--transform-norm", default="batch", type=click.Choice(["batch", "running"]),
