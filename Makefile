@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 OUTDIR ?= results
 NFLANG := build/nf-lang/language-server-all.jar
+NEXTFLOW := build/nextflow/bin/nextflow
 
 .PHONY: setup run test nf-lang clean
 
@@ -18,13 +19,17 @@ $(VENV)/.installed: python/pyproject.toml
 $(NFLANG):
 	bash .ci/get-nf-lang.sh
 
-setup: $(VENV)/.installed $(NFLANG)
+# Nextflow 24.10.0 from Maven Central for the runtime tests; without Java/Maven they skip
+$(NEXTFLOW):
+	bash .ci/get-nextflow.sh || echo "nextflow: not installed; the tests marked nextflow will skip"
+
+setup: $(VENV)/.installed $(NFLANG) $(NEXTFLOW)
 
 run: setup
 	$(VENV)/bin/fatescope run --profile test --outdir $(OUTDIR)
 
 test: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+	PATH="$(abspath $(VENV))/bin:$(abspath build/nextflow/bin):$$PATH" $(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) build $(OUTDIR)

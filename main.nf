@@ -14,6 +14,8 @@
 
 include { samplesheetToList; validateParameters; paramsSummaryLog } from 'plugin/nf-schema'
 
+include { CHECK_IMAGES } from './subworkflows/local/check_images'
+
 include { SIMULATE } from './modules/local/simulate'
 include { VALIDATE } from './modules/local/validate'
 include { QC       } from './modules/local/qc'
@@ -41,6 +43,10 @@ workflow {
         error("--mash_mode ${params.mash_mode}: the pipeline ranks hits on the conservative mode; give 'conservative' or 'conservative,enriched'")
     }
 
+    // Every container image of the run carries this pipeline's fatescope version: checked before any stage runs
+    CHECK_IMAGES(channel.fromList(runImages()))
+    ch_images_ok = CHECK_IMAGES.out.ready.map { _images -> 'images checked' }
+
     ch_versions = channel.empty()
     ch_truth = channel.empty()
     ch_simdir = null
@@ -54,7 +60,7 @@ workflow {
         ch_guide_map = params.guide_map ? channel.value(file(params.guide_map, checkIfExists: true)) : channel.value([])
     }
     else if (params.simulate) {
-        SIMULATE()
+        SIMULATE(ch_images_ok)
         ch_versions = ch_versions.mix(SIMULATE.out.versions)
         ch_rows = SIMULATE.out.samplesheet
             .combine(SIMULATE.out.outdir)
@@ -68,10 +74,13 @@ workflow {
         error("No samplesheet: give --input samplesheet.csv (see assets/schema_input.json), or run -profile test to simulate one")
     }
 
-    // All samples in one [sheet, files] item, sorted by sample so that -resume sees the same inputs
+    // All samples in one [sheet, files] item, sorted by sample so that -resume sees the same inputs;
+    // released once the images are checked
     ch_samples = ch_rows
         .toSortedList { a, b -> a[0].id <=> b[0].id }
         .map { rows -> stagedSamplesheet(rows) }
+        .combine(ch_images_ok)
+        .map { sheet, files, _checked -> [sheet, files] }
 
     //
     // Stages
@@ -193,6 +202,25 @@ workflow {
 
     channel.of(paramsYaml(params))
         .collectFile(name: 'params.yaml', storeDir: "${params.outdir}/pipeline_info")
+}
+
+/*
+ * The container images this run uses (registry/name:tag as conf/base.config and conf/modules.config
+ * build them): the CPU image always; the CUDA image when params.use_gpu and a GPU stage runs; the R
+ * image when mash runs with --mash_engine r. [''] without a container engine: the `fatescope` on PATH.
+ */
+def runImages() {
+    if (!workflow.containerEngine) {
+        return ['']
+    }
+    def images = [params.python_container]
+    if (params.use_gpu && !(params.skip_integration && params.skip_regulons && params.skip_fate)) {
+        images << params.python_gpu_container
+    }
+    if (!params.skip_fate && params.mash_engine == 'r') {
+        images << params.r_container
+    }
+    return images.collect { name -> [params.container_registry, name].findAll { part -> part }.join('/') }.unique()
 }
 
 /*

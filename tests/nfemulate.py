@@ -58,11 +58,16 @@ def file(value, Map options = [:]) { Paths.get(value.toString()) }
 """
 
 
-def main_functions() -> str:
-    """The top-level function definitions of main.nf, verbatim."""
-    text = MAIN_NF.read_text()
+def functions_of(nf_file: Path) -> str:
+    """The top-level function definitions of a .nf file, verbatim."""
+    text = nf_file.read_text()
     return "\n\n".join(text[m.start():off + len(body) + 1]
                        for m, body, off in blocks(text, r"(?m)^def\s+\w+\s*\([^)]*\)\s*\{"))
+
+
+def main_functions() -> str:
+    """The top-level function definitions of main.nf, verbatim."""
+    return functions_of(MAIN_NF)
 
 
 def input_names(proc: Process) -> list[str]:
@@ -264,3 +269,43 @@ out['tricky'] = ({renderer(procs['VALIDATE'], 'script')})([sheet: tricky.sheet, 
                 sources.setdefault(emitted, task / emitted)
     result["seconds"] = time.monotonic() - t0
     return result
+
+
+def nextflow_cli_value(text: str):
+    """A `--name value` from Nextflow's command line as Nextflow types it: true/false -> boolean,
+    digits -> integer, a decimal -> number, anything else the string."""
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def ext_args_of_cases(cases: list[dict]) -> list[dict[str, str]]:
+    """conf/modules.config's ext.args of every process under each params map of ``cases`` (one Groovy run)."""
+    closures = {n: c for n, b in with_name_blocks((CONF / "modules.config").read_text()).items()
+                if (c := ext_args_closure(b))}
+    g = [GROOVY_PRELUDE, "def results = []"]
+    for i, params in enumerate(cases):
+        g.append(f"def case{i}() {{\n    def params = {groovy_json(params)}\n    def out = [:]")
+        g += [f"    out['{n}'] = ({c})().toString()" for n, c in closures.items()]
+        g.append(f"    return out\n}}\nresults << case{i}()")
+    g.append("println JsonOutput.toJson(results)")
+    return json.loads(nflang.run_groovy("\n".join(g)))
+
+
+def main_function_calls(calls: list[tuple[dict, dict, str]], extra_source: str = "") -> list[str]:
+    """Evaluate Groovy expressions with main.nf's functions (and ``extra_source``'s) in scope: each call is
+    (params, workflow, expression); `params` and `workflow` are bound as Nextflow binds them and
+    `error()` throws. Returns each result (or the error's message, prefixed 'ERROR: ') as text."""
+    g = [GROOVY_PRELUDE, "def error(String message) { throw new IllegalStateException(message) }",
+         main_functions(), extra_source, "def results = []"]
+    for params, workflow, expression in calls:
+        g.append(f"params = {groovy_json(params)}\nworkflow = {groovy_json(workflow)}\n"
+                 f"try {{ results << ({expression}).toString() }} catch (IllegalStateException e) {{ results << 'ERROR: ' + e.message }}")
+    g.append("println JsonOutput.toJson(results)")
+    return json.loads(nflang.run_groovy("\n".join(g)))
+

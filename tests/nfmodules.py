@@ -4,6 +4,7 @@ list of problems, empty when there are none)."""
 from __future__ import annotations
 
 import re
+from fnmatch import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def module_processes() -> dict[str, Process]:
             assert proc.name not in procs, f"process {proc.name} defined twice"
             procs[proc.name] = proc
     return procs
+
+
+def subworkflow_emits() -> dict[str, set[str]]:
+    """{workflow name: its emit names} of subworkflows/local/*/main.nf."""
+    out = {}
+    for path in sorted((MODULES.parent.parent / "subworkflows" / "local").glob("*/main.nf")):
+        text = path.read_text()
+        for m, body, _ in blocks(text, r"\bworkflow\s+(\w+)\s*\{"):
+            emit = re.search(r"(?ms)^\s*emit:\s*$(.*)", mask(body))
+            out[m.group(1)] = set(re.findall(r"(?m)^\s*(\w+)\b", emit.group(1))) if emit else set()
+    return out
 
 
 def stage_of(process: str) -> str:
@@ -184,7 +196,8 @@ def stub_and_output_problems(proc: Process) -> list[str]:
     if "script" not in proc.sections:
         return problems + [f"{proc.path}: process {proc.name} has no script: block"]
     for emit, out in proc.emits.items():
-        if stub.strip() and out not in stub:
+        created = any(fnmatch(word, out) for word in stub.split()) if "*" in out else out in stub
+        if stub.strip() and not created:
             problems.append(f"{proc.path}: {proc.name}'s stub does not create {out} (emit {emit})")
     outdir = stage_outdir(proc)
     if proc.emits.get("versions") != f"{outdir}/versions.yml":

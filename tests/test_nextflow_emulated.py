@@ -1,6 +1,7 @@
 """The test profile's DAG emulated without Nextflow (tests/nfemulate.py): ext.args read back by click
 as the params, conf/base.config's dynamic directives, params.yaml, every task's outputs in script
-and stub mode, samplesheet quoting and staging."""
+and stub mode, samplesheet quoting and staging; the param matrix's ext.args against the local
+engine's option values; the images checked before any stage and the version check."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,11 @@ from pathlib import Path
 import pytest
 
 import nflang
-from nfemulate import DIRECTIVE_CASES, TRICKY_FILES, TRICKY_SHEET, emulate, run_task
+from nfconfig import MAIN_NF, NEXTFLOW_CONFIG, TEST_PROFILE_ONLY, params_block
+from nfemulate import (DIRECTIVE_CASES, SMALL_SIMULATION, TRICKY_FILES, TRICKY_SHEET, emulate, ext_args_of_cases,
+                       functions_of, main_function_calls, nextflow_cli_value, run_task)
 from nfmodules import engine_stages, module_processes, stage_of
+from param_matrix import MATRIX
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +63,8 @@ def test_emulated_tasks_create_their_outputs(emulated, mode):
         task, res, script = emulated["tasks"][(name, mode)]
         assert res.returncode == 0, f"{name} ({mode}) failed in {task}:\n{script}\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
         for emit, out in proc.emits.items():
-            assert (task / out).exists(), f"{name} ({mode}) did not create {out} (emit {emit}) in {task}"
+            assert list(task.glob(out)) if "*" in out else (task / out).exists(), \
+                f"{name} ({mode}) did not create {out} (emit {emit}) in {task}"
         assert f"FATESCOPE:{name}" in (task / proc.emits["versions"]).read_text()
 
 
@@ -96,3 +101,79 @@ def test_emulated_samplesheet_staging(emulated):
             assert all(cell.startswith("inputs/") for line in written[1:] for cell in line.split(",") if "/" in cell)
         valid = (emulated["tasks"][("VALIDATE", mode)][0] / "validate" / "samplesheet.valid.csv").read_text().splitlines()
         assert len(valid) == len(rows) + 1
+
+
+@pytest.mark.parametrize("combo", [c for c in MATRIX if not c.refused], ids=lambda combo: combo.id)
+def test_emulated_ext_args_of_the_param_matrix(combo, matrix_ext_args):
+    """Each combination of the param matrix, typed as on Nextflow's command line, reaches every
+    `fatescope <stage>` as the same option values the local engine passes for it (Stage.kwargs)."""
+    import shlex
+
+    from fatescope.engine.stages import RunPaths
+
+    params, args_by_process = matrix_ext_args[combo.id]
+    paths = RunPaths(Path("results"), params)
+    stages = engine_stages()
+    for process, args in args_by_process.items():
+        stage = stages[stage_of(process)]
+        cmd = stage.command
+        required = [t for p in cmd.params if getattr(p, "required", False) for t in (p.opts[0], "x")]
+        parsed = cmd.make_context(stage.name, required + shlex.split(args)).params
+        local = stage.kwargs(paths)
+        for name in set(parsed) - stage.input_names() - {"outdir"}:
+            assert parsed[name] == local[name], f"{combo.id}: {process} gets --{name} {parsed[name]!r} from " \
+                                                f"Nextflow, {local[name]!r} from the local engine"
+
+
+@pytest.fixture(scope="module")
+def matrix_ext_args():
+    """{combo id: (params, {process: ext.args})} for the successful combinations, in one Groovy run."""
+    nflang.skip_if_unavailable()
+    from fatescope.engine.profiles import TEST_PROFILE
+
+    base = {**params_block(NEXTFLOW_CONFIG), **TEST_PROFILE, **TEST_PROFILE_ONLY, **SMALL_SIMULATION}
+    combos = [c for c in MATRIX if not c.refused]
+    cases = [{**base, **{k: nextflow_cli_value(v) for k, v in c.params.items()}} for c in combos]
+    return {c.id: (params, args) for c, params, args in zip(combos, cases, ext_args_of_cases(cases))}
+
+
+IMAGE_CASES = [  # params overrides, container engine -> the images checked before any stage
+    ({}, None, [""]),
+    ({}, "docker", ["ghcr.io/fatescope/fatescope-python:0.1.0"]),
+    ({"use_gpu": True}, "singularity", ["ghcr.io/fatescope/fatescope-python:0.1.0",
+                                        "ghcr.io/fatescope/fatescope-python-gpu:0.1.0"]),
+    ({"use_gpu": True, "skip_integration": True, "skip_regulons": True, "skip_fate": True}, "docker",
+     ["ghcr.io/fatescope/fatescope-python:0.1.0"]),
+    ({"mash_engine": "r", "container_registry": ""}, "apptainer", ["fatescope-python:0.1.0", "fatescope-r-mashr:0.1.0"]),
+    ({"mash_engine": "r", "skip_fate": True}, "docker", ["ghcr.io/fatescope/fatescope-python:0.1.0"]),
+]
+
+
+def test_emulated_images_checked_before_any_stage():
+    """main.nf's runImages(): the images a run's stages use (conf/base.config, conf/modules.config), each
+    once; with no container engine, the one `fatescope` on PATH."""
+    nflang.skip_if_unavailable()
+    base = params_block(NEXTFLOW_CONFIG)
+    calls = [({**base, **over}, {"containerEngine": engine}, "runImages()") for over, engine, _ in IMAGE_CASES]
+    got = main_function_calls(calls)
+    for (over, engine, want), text in zip(IMAGE_CASES, got):
+        assert text == str(want).replace("'", ""), f"{over}, {engine}: {text} != {want}"
+
+
+def test_emulated_version_check_names_both_versions():
+    """CHECK_IMAGES's checkedVersion(): the image passes when its `fatescope --version` is manifest.version;
+    otherwise the run stops with both versions and the image in the message."""
+    nflang.skip_if_unavailable()
+    from fatescope import __version__
+
+    check = MAIN_NF.parent / "subworkflows" / "local" / "check_images" / "main.nf"
+    workflow = {"manifest": {"version": __version__}}
+    image = "ghcr.io/fatescope/fatescope-python:0.1.0"
+    got = main_function_calls([
+        ({}, workflow, f"checkedVersion('{image}', 'fatescope, version {__version__}\\n')"),
+        ({}, workflow, f"checkedVersion('{image}', 'fatescope, version 0.0.9')"),
+        ({}, workflow, "checkedVersion('', 'fatescope, version 0.0.9')"),
+    ], extra_source=functions_of(check))
+    assert got[0] == image
+    assert got[1].startswith("ERROR: ") and f"fatescope {__version__}" in got[1] and "0.0.9" in got[1] and image in got[1]
+    assert got[2].startswith("ERROR: ") and "on PATH" in got[2] and "0.0.9" in got[2]

@@ -54,7 +54,7 @@ BROKEN = {
 def _make_negative_workspace(root: Path) -> None:
     for name in ("main.nf", "nextflow.config"):
         shutil.copy(REPO / name, root / name)
-    for name in ("conf", "modules", "assets"):
+    for name in ("conf", "modules", "subworkflows", "assets"):
         shutil.copytree(REPO / name, root / name)
     main = (REPO / "main.nf").read_text()
     qc = (MODULES / "qc" / "main.nf").read_text()

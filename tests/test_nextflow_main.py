@@ -8,7 +8,7 @@ import re
 import pytest
 
 from nfconfig import MAIN_NF, MODULES, NEXTFLOW_CONFIG, mask, mutate
-from nfmodules import include_problems, includes, process_calls
+from nfmodules import include_problems, includes, process_calls, subworkflow_emits
 
 
 def test_includes_resolve():
@@ -28,8 +28,11 @@ def test_main_calls_every_process_with_its_inputs(processes):
     for name, args in calls:
         assert len(args) == len(processes[name].inputs), \
             f"main.nf calls {name} with {len(args)} arguments; it has {len(processes[name].inputs)} inputs"
+    subworkflows = subworkflow_emits()
+    assert subworkflows.get("CHECK_IMAGES") == {"ready"}, subworkflows
     for proc, emit in re.findall(r"\b([A-Z][A-Z0-9_]*)\.out\.(\w+)", mask(text)):
-        assert emit in processes[proc].emits, f"main.nf uses {proc}.out.{emit}, which {proc} does not emit"
+        emits = processes[proc].emits if proc in processes else subworkflows[proc]
+        assert emit in emits, f"main.nf uses {proc}.out.{emit}, which {proc} does not emit"
     included = {n for names, _ in includes(text) for n in names}
     assert set(processes) <= included
 

@@ -82,7 +82,7 @@ def test_containers_come_from_params(config_params):
     assert re.search(r"(?m)^\s*container\s*=", top), "conf/base.config must set process.container"
     assert "params.container_registry" in base and "params.python_container" in base
     for name, block in with_name_blocks((CONF / "modules.config").read_text()).items():
-        m = re.search(r"container\s*=(.*)", block)
+        m = re.search(r"container\s*=(.*?)\n\s*(?:\w|$)", block, re.S)  # up to the next setting
         if m:
             assert "params.container_registry" in m.group(1) and re.search(r"params\.\w+_container", m.group(1)), \
                 f"conf/modules.config: {name}'s container must be built from params"

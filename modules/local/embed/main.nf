@@ -1,7 +1,8 @@
 /*
  * EMBED: `fatescope embed` -- kNN graph, UMAP, Leiden clusters (optional soft k-means) on the
- * integrated latent; UMAP plots by batch, day and cluster; with params.embed_assess the
- * integration metrics in embed/metrics.json (docs/cells.md).
+ * integrated latent; UMAP plots (embed/umap_<key>.png for each of params.embed_plot_keys, none
+ * without params.embed_umap); with params.embed_assess the integration metrics in
+ * embed/metrics.json (docs/cells.md).
  *
  * Inputs: INTEGRATE's cells.h5ad; a table of cell labels for the metrics ([] when none: the
  * label column, if any, is read from the cells' obs).
@@ -17,7 +18,7 @@ process EMBED {
     output:
     path "embed", emit: outdir
     path "embed/cells.h5ad", emit: h5ad
-    path "embed/umap_leiden.png", emit: umap_leiden
+    path "embed/umap_*.png", emit: plots, optional: true
     path "embed/versions.yml", emit: versions
 
     script:

@@ -1,7 +1,8 @@
 /*
  * INTEGRATE: `fatescope integrate` -- the SCALEX-style VAE (or Harmony) on the cells' counts:
  * obsm["X_latent"] in integrate/cells.h5ad, the model checkpoint (integrate/checkpoint/, reusable
- * with params.integrate_projection) and a run summary (docs/cells.md).
+ * with params.integrate_projection; absent for Harmony on PCA, which has no model) and a run
+ * summary (docs/cells.md).
  *
  * Inputs: the cells (AMBIENT's when it ran, else QC's); a saved integrate/ folder to project
  * into ([] when none). Label process_gpu: CUDA when params.use_gpu (-profile gpu), else CPU.
@@ -17,7 +18,7 @@ process INTEGRATE {
     output:
     path "integrate", emit: outdir
     path "integrate/cells.h5ad", emit: h5ad
-    path "integrate/checkpoint", emit: checkpoint
+    path "integrate/checkpoint", emit: checkpoint, optional: true
     path "integrate/integrate.json", emit: summary
     path "integrate/versions.yml", emit: versions
 

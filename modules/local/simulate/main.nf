@@ -2,10 +2,16 @@
  * SIMULATE: `fatescope simulate` -- a simulated time-course CRISPRi Perturb-seq experiment with
  * planted truth (samplesheet, guide map, per-sample counts / guide calls / fate probabilities,
  * synthetic motif resources, truth tables). Runs in -profile test when no --input is given.
+ *
+ * Input: a value that arrives once the run's container images are checked (main.nf), so that
+ * nothing runs before; the script does not use it.
  */
 
 process SIMULATE {
     label 'process_low'
+
+    input:
+    val images_checked
 
     output:
     path "simulate", emit: outdir

@@ -225,6 +225,12 @@ def fit_new_decoder_norms(model: ScalexVAE, data: Prepared, latent: np.ndarray, 
     model.config["n_domain"] = len(domains)
 
 
+def writes_checkpoint(method: str, harmony_on: str, projection: str | None) -> bool:
+    """Whether an integrate run has a VAE to save: scalex, a projection, or Harmony on the VAE's latent
+    (Harmony on PCA has no model). The CLI and the local engine's expected outputs follow this one rule."""
+    return bool(projection) or method == "scalex" or harmony_on == "latent"
+
+
 def save_checkpoint(folder: Path, model: ScalexVAE, data: Prepared, domains: list[str], params: ScalexParams, info: dict) -> None:
     """``model.pt`` (weights, config, genes, batches, max-abs scales) and a readable ``config.json``."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..cells.harmony import HarmonyParams, harmonize
 from ..cells.integrate import (ScalexParams, fit_new_decoder_norms, impute, load_checkpoint, prepare, save_checkpoint,
-                               train, transform)
+                               train, transform, writes_checkpoint)
 from ..cells.preprocess import log_normalize, pca
 from ..device import resolve_device
 from ..errors import InputError
@@ -110,10 +110,10 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
         adata.obsm["X_latent"] = latent
     elif method == "harmony":
         batches = adata.obs[batch_key].astype(str).to_numpy()
-        if harmony_on == "latent":
-            if "X_latent" not in adata.obsm:
-                raise InputError(f"{input}: --harmony-on latent needs obsm['X_latent'] (run integrate --method scalex first)")
-            base = np.asarray(adata.obsm["X_latent"])
+        if harmony_on == "latent":  # the VAE first (its checkpoint is saved), then Harmony on its latent
+            base, model, data, domains, extra, imputed = _scalex(adata, layer, batch_key, params, dev, impute_batch)
+            info.update({k: v for k, v in extra.items() if k != "loss_history"}, loss_history=extra["loss_history"])
+            adata.obsm["X_scalex"] = base
         else:
             data = prepare(adata.layers[layer], adata.var_names, batches, params)
             logX = log_normalize(adata.layers[layer], target_sum)[:, adata.var_names.get_indexer(data.genes)].toarray()
@@ -136,7 +136,7 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
                     impute_batch=impute_batch, harmony_on=harmony_on, n_pcs=n_pcs, harmony_theta=harmony_theta,
                     device=device, **params.__dict__)
     with staged_output(outdir, "integrate", settings, PACKAGES) as tmp:
-        if model is not None:
+        if writes_checkpoint(method, harmony_on, projection):
             save_checkpoint(tmp / "checkpoint", model, data, domains, params, info)
         adata.write_h5ad(tmp / OUTPUTS[0], compression="gzip")
         (tmp / "integrate.json").write_text(json.dumps(info, indent=1, default=float))
@@ -177,7 +177,8 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
               help="Write obsm['X_impute'] (HVGs in uns['impute_genes']): expression decoded through this batch's "
                    "decoder [default: none].")
 @click.option("--harmony-on", default="pca", type=click.Choice(["pca", "latent"]),
-              help="--method harmony: correct the PCA of the HVGs or an existing obsm['X_latent'].")
+              help="--method harmony: correct the PCA of the HVGs, or the latent of the VAE this run trains first "
+                   "(kept in obsm['X_scalex']; its checkpoint is saved).")
 @click.option("--n-pcs", default=50, type=click.IntRange(min=2), help="PCs for --method harmony --harmony-on pca.")
 @click.option("--harmony-theta", default=2.0, type=click.FloatRange(min=0), help="Harmony diversity penalty.")
 @click.option("--threads", default=0, type=click.IntRange(min=0), help="Torch CPU threads (0 = torch's default).")

@@ -69,6 +69,9 @@ def preflight(params: dict, stages: list[Stage]) -> None:
         validate_samplesheet(params["input"])
     if params.get("guide_map"):
         read_guide_map(params["guide_map"])
+    paths = RunPaths(Path(params.get("outdir") or "results"), params)
+    for stage in stages:  # every param value converts to its option's type
+        stage.kwargs(paths)
     names = {s.name for s in stages}
     modes = [m.strip() for m in str(params.get("mash_mode") or "").split(",") if m.strip()]
     if "rank" in names and "conservative" not in modes:
@@ -107,10 +110,12 @@ def _is_current(paths: RunPaths, stage: Stage, key: str) -> bool:
 
 def _write_record(paths: RunPaths, stage: Stage, key: str) -> None:
     folder = paths.stage_dir(stage.folder)
-    missing = [o for o in stage.output_names(paths) if not (folder / o).exists()]
+    names = stage.output_names(paths)
+    missing = [o for o in names if "*" not in o and not (folder / o).exists()]
     if missing:
         raise RuntimeError(f"stage '{stage.name}' finished without writing {', '.join(missing)}")
-    outputs = {o: hash_path(folder / o) for o in stage.output_names(paths)}
+    found = [o for o in names if "*" not in o] + sorted(p.name for o in names if "*" in o for p in folder.glob(o))
+    outputs = {o: hash_path(folder / o) for o in found}
     atomic_write_text(_record_path(paths, stage), json.dumps({"fingerprint": key, "outputs": outputs,
                                                              "fatescope": __version__}, indent=1))
 
@@ -129,6 +134,8 @@ def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool) -> Tra
     _record_path(paths, stage).unlink(missing_ok=True)
     row.submit = datetime.now().isoformat(timespec="seconds")
     log.info("[%s] running", stage.name)
+    if stage.prepare is not None:
+        stage.prepare(paths)
     with ResourceMonitor() as usage:
         stage.run_function()(**kwargs)
     _write_record(paths, stage, key)

@@ -10,14 +10,19 @@ CLI's ``--outdir`` default (the stage name unless set: fate-fit writes ``fate/``
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
+from ..cells.integrate import writes_checkpoint
+from ..errors import InputError
+
 Inputs = Callable[["RunPaths"], dict[str, str | list[str] | None]]
-Outputs = tuple[str, ...] | Callable[["RunPaths"], tuple[str, ...]]  # fixed, or following the params (mash modes)
+# fixed, or following the params (mash modes); a name with '*' is a pattern of optional outputs (plots)
+Outputs = tuple[str, ...] | Callable[["RunPaths"], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class Stage:
     folder_name: str | None = None
     samplesheet_inputs: tuple[str, ...] = ()  # inputs that are samplesheets: their data files are hashed too
     hashed_inputs: Callable[[RunPaths], dict[str, str | list[str] | None]] | None = None  # what --resume hashes instead of inputs
+    prepare: Callable[[RunPaths], None] | None = None  # makes the inputs ready before the stage runs
 
     @property
     def folder(self) -> str:
@@ -106,10 +112,22 @@ class Stage:
         return {self.prefix + o.name: o.default for o in self.param_options(self.input_names())}
 
     def kwargs(self, paths: RunPaths) -> dict[str, object]:
-        """Arguments for ``run``: inputs, outdir and this stage's params."""
+        """Arguments for ``run``: inputs, outdir and this stage's params, each converted by its option's
+        click type as the CLI would (``--module_percentile_thresholds 90`` arrives as the int 90 from the
+        command line or a params file; the option takes the string "90")."""
         inputs = self.inputs(paths)
-        params = {o.name: paths.params.get(self.prefix + o.name, o.default) for o in self.param_options(set(inputs))}
+        params = {o.name: self._convert(o, paths.params.get(self.prefix + o.name, o.default))
+                  for o in self.param_options(set(inputs))}
         return {**inputs, "outdir": str(paths.stage_dir(self.folder)), **params}
+
+    def _convert(self, option: click.Option, value: object) -> object:
+        if value is None:
+            return None
+        try:
+            return option.type.convert(value, option, None)
+        except click.BadParameter as exc:
+            raise InputError(f"--{self.prefix}{option.name} {value!r}: {exc.message} "
+                             f"(stage {self.name}: `fatescope {self.name} --help`)") from None
 
 
 MASH_MODES = ("conservative", "enriched")
@@ -121,6 +139,12 @@ FATE_OUTPUTS = ("gene_daywise_for_mash.csv", "guide_daywise_for_mash.csv", "thet
 def mash_outputs(paths: RunPaths) -> tuple[str, ...]:
     return tuple(f"mash_{kind}_{mode}{suffix}" for kind in ("gene", "guide") for mode in paths.mash_modes()
                  for suffix in (".csv", "_fit.json"))
+
+
+def integrate_outputs(paths: RunPaths) -> tuple[str, ...]:
+    has_model = writes_checkpoint(paths.params.get("integrate_method", "scalex"),
+                                  paths.params.get("integrate_harmony_on", "pca"), paths.params.get("integrate_projection"))
+    return ("cells.h5ad", "integrate.json") + (("checkpoint",) if has_model else ())
 
 
 STAGES: tuple[Stage, ...] = (
@@ -136,10 +160,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("ambient", "ambient", prefix="ambient_", outputs=("cells.h5ad", "ambient.json"),
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "raw": p.params.get("ambient_raw")},
           enabled=lambda p: bool(p.params.get("run_ambient")) and p.runs("integration")),
-    Stage("integrate", "integrate", prefix="integrate_", outputs=("cells.h5ad", "integrate.json", "checkpoint"),
+    Stage("integrate", "integrate", prefix="integrate_", outputs=integrate_outputs,
           inputs=lambda p: {"input": p.cells_for_integration(), "projection": p.params.get("integrate_projection")},
           enabled=lambda p: p.runs("integration")),
-    Stage("embed", "embed", prefix="embed_", outputs=("cells.h5ad", "umap_batch.png", "umap_day.png", "umap_leiden.png"),
+    Stage("embed", "embed", prefix="embed_", outputs=("cells.h5ad", "umap_*.png"),
           inputs=lambda p: {"input": p.file("integrate", "cells.h5ad"), "labels": p.params.get("embed_labels") or p.truth("cells.parquet")},
           enabled=lambda p: p.runs("integration")),
     # regulons: grn -> modules -> prune -> aucell
@@ -188,10 +212,29 @@ STAGES: tuple[Stage, ...] = (
                             "guide_map": p.guide_map(), "known_regulators": p.params.get("diag_known_regulators")},
           enabled=lambda p: p.runs("fate") and p.runs("diagnostics")),
     Stage("report", "report", prefix="report_", outputs=("report.html", "report_summary.json"),
-          inputs=lambda p: {"results": str(p.outdir)}, enabled=lambda p: p.runs("report"),
-          hashed_inputs=lambda p: {s.folder: str(p.stage_dir(s.folder)) for s in STAGES
-                                   if s.name != "report" and s.enabled(p)}),
+          inputs=lambda p: {"results": str(p.outdir / REPORT_VIEW)}, enabled=lambda p: p.runs("report"),
+          hashed_inputs=lambda p: {s.folder: str(p.stage_dir(s.folder)) for s in _report_stages(p)},
+          prepare=lambda p: stage_report_inputs(p)),
 )
+
+def _report_stages(paths: RunPaths) -> list[Stage]:
+    return [s for s in STAGES if s.name != "report" and s.enabled(paths)]
+
+
+def stage_report_inputs(paths: RunPaths) -> None:
+    """The report's input folder: links to the folders of this run's stages and pipeline_info/, as
+    Nextflow stages them for REPORT, so that a folder left in the outdir by an earlier run with other
+    switches (an embed/ from before --skip_integration) is not reported as this run's."""
+    view = paths.outdir / REPORT_VIEW
+    if view.exists():
+        shutil.rmtree(view)
+    view.mkdir(parents=True)
+    for folder in ["pipeline_info", *(s.folder for s in _report_stages(paths))]:
+        if paths.stage_dir(folder).is_dir():
+            (view / folder).symlink_to(Path("..") / folder, target_is_directory=True)
+
+
+REPORT_VIEW = ".report_inputs"
 
 # Switches of DAG branches; a skipped branch's stages do not run and nothing downstream needs them
 BRANCH_SWITCHES: dict[str, object] = {"run_ambient": False, "skip_integration": False, "skip_regulons": False,

@@ -19,6 +19,8 @@ import yaml
 
 from .. import __version__
 
+MANIFEST = ".fatescope_outputs"  # the names a stage published into its folder, one per line
+
 
 def package_versions(packages: Iterable[str]) -> dict[str, str]:
     """Installed versions of ``packages`` (``fatescope`` and python always included)."""
@@ -70,16 +72,33 @@ def staged_output(outdir: str | os.PathLike, stage: str, params: dict, packages:
 
 
 def _publish(tmp: Path, outdir: Path) -> None:
-    """Move the finished files of ``tmp`` into ``outdir`` (rename when possible)."""
+    """Move the finished files of ``tmp`` into ``outdir`` (rename when possible).
+
+    ``outdir`` may hold files that are not ours, so it is not replaced as a whole: the files an
+    earlier run of a stage published there (listed in its MANIFEST) and this run does not write
+    are removed, so the folder holds one run's outputs (no stale mash_*_enriched.csv after a
+    conservative-only rerun, no umap_leiden.png after a rerun without it)."""
+    names = sorted(item.name for item in tmp.iterdir())
+    (tmp / MANIFEST).write_text("\n".join(names) + "\n")
     if not outdir.exists():
         tmp.rename(outdir)
         tmp.mkdir()  # keep the finally-clause's rmtree happy
         return
+    previous = (outdir / MANIFEST).read_text().split() if (outdir / MANIFEST).is_file() else []
+    for name in sorted(set(previous) - set(names) - {MANIFEST}):
+        _remove(outdir / Path(name).name)
     for item in sorted(tmp.iterdir()):
         target = outdir / item.name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         os.replace(item, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -1,0 +1,150 @@
+"""The param matrix of the pipeline, for both engines (tests/test_param_matrix.py runs it with the
+local engine, tests/test_nextflow_runtime.py with Nextflow).
+
+Every combination runs on a small simulation (SMALL_SIMULATION: seconds per stage) into one outdir
+with -resume, so each run redoes only the stages its params change. Each either runs to the end
+(report included unless skipped) and its `check` holds, or is refused before any stage runs with
+a message naming the param. Values are given as a user types them (`--embed_umap false`,
+`--module_percentile_thresholds 90`), so the engines' own parsing of numbers and booleans is
+part of the test. The checks read only this run's outputs: the trace (which stages ran) and the
+folders of the stages that ran.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import yaml
+
+from nfemulate import SMALL_SIMULATION
+
+ALL_STAGES = ("simulate", "validate", "qc", "ambient", "integrate", "embed", "grn", "modules", "prune", "aucell", "fate-fit",
+              "mash", "aggregate", "rank", "eval-recovery", "diagnostics", "report")
+BRANCHES = {"integration": ("integrate", "embed"), "regulons": ("grn", "modules", "prune", "aucell"),
+            "fate": ("fate-fit", "mash", "aggregate", "rank", "eval-recovery", "diagnostics"),
+            "diagnostics": ("diagnostics",), "report": ("report",)}
+
+
+def write_params_file(path: Path) -> Path:
+    """The small simulation's params as a -params-file (both engines read it)."""
+    path.write_text(yaml.safe_dump(SMALL_SIMULATION, sort_keys=True))
+    return path
+
+
+def stages_in_trace(outdir: Path) -> set[str]:
+    """Stages of the last run (completed or cached), from pipeline_info/trace.tsv of either engine:
+    the local engine's `name` or Nextflow's `process` column (FATE_FIT -> fate-fit)."""
+    with open(outdir / "pipeline_info" / "trace.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    names = {row.get("process") or row["name"] for row in rows}
+    return {n.split(":")[-1].lower().replace("_", "-") for n in names} & set(ALL_STAGES)
+
+
+def obsm_keys(h5ad: Path) -> set[str]:
+    with h5py.File(h5ad, "r") as fh:
+        return set(fh["obsm"].keys()) if "obsm" in fh else set()
+
+
+def report_skipped(outdir: Path) -> set[str]:
+    return set(json.loads((outdir / "report" / "report_summary.json").read_text())["skipped"])
+
+
+@dataclass(frozen=True)
+class Combo:
+    id: str
+    params: dict[str, str]                      # --name value, as typed on the command line
+    skipped: tuple[str, ...] = ()               # stages that must not run
+    check: Callable[[Path], None] = field(default=lambda outdir: None)
+    refused: str | None = None                  # expected in the error when the run must be refused
+
+    def args(self) -> list[str]:
+        return [part for key, value in self.params.items() for part in (f"--{key}", value)]
+
+
+def _harmony_on_pca(out: Path) -> None:
+    info = json.loads((out / "integrate" / "integrate.json").read_text())
+    assert info["method"] == "harmony", info
+    assert not (out / "integrate" / "checkpoint").exists(), "Harmony on PCA has no model to save"
+    assert {"X_pca", "X_latent"} <= obsm_keys(out / "integrate" / "cells.h5ad")
+    assert "embedding" not in report_skipped(out)
+
+
+def _harmony_on_latent(out: Path) -> None:
+    assert (out / "integrate" / "checkpoint" / "model.pt").is_file(), "the VAE trained before Harmony is saved"
+    assert {"X_scalex", "X_latent"} <= obsm_keys(out / "integrate" / "cells.h5ad")
+
+
+def _no_umap(out: Path) -> None:
+    assert not list((out / "embed").glob("umap_*.png")), sorted(p.name for p in (out / "embed").iterdir())
+    assert "X_umap" not in obsm_keys(out / "embed" / "cells.h5ad")
+    assert (out / "report" / "report.html").is_file()
+
+
+def _plots_without_leiden(out: Path) -> None:
+    plots = {p.name for p in (out / "embed").glob("umap_*.png")}
+    assert {"umap_batch.png", "umap_day.png"} <= plots and "umap_leiden.png" not in plots, plots
+
+
+def _ambient(out: Path) -> None:
+    assert (out / "ambient" / "cells.h5ad").is_file()
+    info = json.loads((out / "integrate" / "integrate.json").read_text())
+    assert info["layer"] == "decontaminated", info
+
+
+def _conservative_only(out: Path) -> None:
+    assert (out / "mash" / "mash_gene_conservative.csv").is_file()
+    assert not list((out / "mash").glob("*enriched*")), sorted(p.name for p in (out / "mash").iterdir())
+    assert (out / "rank" / "hits_ranked.csv").is_file()
+
+
+def _numeric_strings(out: Path) -> None:
+    params = yaml.safe_load((out / "modules" / "params.yaml").read_text())
+    assert params["percentile_thresholds"] == [90.0] and params["top_n_per_target"] == [50], params
+
+
+def _skipping(branch: str) -> Combo:
+    def check(out: Path) -> None:
+        if branch == "report":
+            return
+        sections = {"integration": {"embedding", "integration"}, "regulons": {"regulons"},
+                    "fate": {"fate-effects", "volcano", "mash-modes", "diagnostics", "recovery"},
+                    "diagnostics": {"diagnostics"}}[branch]
+        assert sections <= report_skipped(out), (sections, report_skipped(out))
+    return Combo(f"skip_{branch}", {f"skip_{branch}": "true"}, skipped=BRANCHES[branch], check=check)
+
+
+MATRIX: tuple[Combo, ...] = (
+    Combo("harmony-pca", {"integrate_method": "harmony"}, check=_harmony_on_pca),
+    Combo("harmony-latent", {"integrate_method": "harmony", "integrate_harmony_on": "latent"}, check=_harmony_on_latent),
+    Combo("no-umap", {"embed_umap": "false"}, check=_no_umap),
+    Combo("plot-keys-without-leiden", {"embed_plot_keys": "batch,day"}, check=_plots_without_leiden),
+    Combo("ambient", {"run_ambient": "true"}, check=_ambient),
+    *(_skipping(branch) for branch in BRANCHES),
+    Combo("mash-conservative", {"mash_mode": "conservative"}, check=_conservative_only),
+    Combo("numeric-looking-strings", {"module_percentile_thresholds": "90", "module_top_n_per_target": "50"},
+          check=_numeric_strings),
+    Combo("refused-enriched-alone", {"mash_mode": "enriched"}, refused="mash_mode"),
+    Combo("refused-unknown-method", {"integrate_method": "umap"}, refused="integrate_method"),
+)
+
+
+def check_outcome(combo: Combo, outdir: Path, returncode: int, output: str, stages_started: set[str]) -> None:
+    """Assert the outcome of one run of ``combo``: refused before any stage (``stages_started`` empty) with
+    the param named, or completed with the expected stages skipped and its check holding."""
+    if combo.refused:
+        assert returncode != 0, f"{combo.id}: expected a refusal\n{output[-3000:]}"
+        assert combo.refused in output, f"{combo.id}: the error does not name {combo.refused!r}:\n{output[-3000:]}"
+        assert "Traceback" not in output, output[-3000:]
+        assert not stages_started, f"{combo.id}: refused, but stages started: {stages_started}"
+        return
+    assert returncode == 0, f"{combo.id} failed:\n{output[-5000:]}"
+    ran = stages_in_trace(outdir)
+    expected = {s for s in ALL_STAGES if s not in combo.skipped and (s != "ambient" or "run_ambient" in combo.params)}
+    assert ran == expected, f"{combo.id}: stages {sorted(ran)}, expected {sorted(expected)}"
+    if "report" not in combo.skipped:
+        assert (outdir / "report" / "report.html").is_file()
+    combo.check(outdir)
