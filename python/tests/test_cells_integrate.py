@@ -3,6 +3,7 @@ Harmony; chunked transform; checkpoint; CLI round trip and bad input."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -164,6 +165,16 @@ def test_cli_round_trip_projection_and_errors(sim, tmp_path):
     res = runner.invoke(main, ["integrate", "--input", str(tmp_path / "query.h5ad"), "--outdir", str(tmp_path / "bad"),
                                "--projection", str(tmp_path)])
     assert res.exit_code == 1 and "checkpoint" in res.output
+    # a checkpoint that is not ours (another torch file, a pickled object) is refused by name, without a traceback
+    (tmp_path / "foreign" / "checkpoint").mkdir(parents=True)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign" / "checkpoint" / "model.pt")
+    (tmp_path / "pickled" / "checkpoint").mkdir(parents=True)
+    torch.save({"config": Path("x")}, tmp_path / "pickled" / "checkpoint" / "model.pt")
+    for folder in ("foreign", "pickled"):
+        res = runner.invoke(main, ["integrate", "--input", str(tmp_path / "query.h5ad"), "--outdir", str(tmp_path / "bad"),
+                                   "--projection", str(tmp_path / folder)])
+        assert res.exit_code == 1 and f"{folder}/checkpoint/model.pt: not a checkpoint of fatescope integrate" in res.output
+        assert "Traceback" not in res.output and not (tmp_path / "bad").exists()
     res = runner.invoke(main, ["integrate", "--input", str(tmp_path / "ref.h5ad"), "--outdir", str(tmp_path / "h"),
                                "--method", "harmony", "--n-top-features", "400", "--n-pcs", "20"])
     assert res.exit_code == 0, res.output

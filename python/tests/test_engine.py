@@ -98,6 +98,21 @@ def test_bad_samplesheet_writes_nothing(tmp_path):
     assert not (tmp_path / "res").exists()
 
 
+def test_bad_samplesheet_leaves_an_existing_run_untouched(sheet, tmp_path):
+    """A bad samplesheet given to an outdir that holds a good run: refused before anything is written (the good
+    run's stage folders, records and pipeline_info stay byte for byte), one clean error, no traceback."""
+    out = tmp_path / "res"
+    run_pipeline(_params(sheet, out), until="qc")
+    before = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    for text in ("sample,counts,batch,day,replicate\n", "\ufeffsample,counts,batch,day\ns1,/nope,b1,d0\n"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        result = CliRunner().invoke(main, ["run", "--input", str(bad), "--outdir", str(out), "-resume"])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert str(bad) in result.output and "Traceback" not in result.output
+        assert {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+
+
 def test_unknown_param_refused(sheet, tmp_path):
     with pytest.raises(InputError, match="unknown param.*min_featurez"):
         run_pipeline(_params(sheet, tmp_path / "res", min_featurez=3), until="qc")

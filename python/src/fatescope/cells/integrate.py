@@ -247,9 +247,16 @@ def load_checkpoint(folder: Path, device: torch.device) -> tuple[ScalexVAE, dict
     if not path.exists():
         raise InputError(f"{path}: no SCALEX checkpoint here (expected the integrate folder of an earlier run, "
                          f"holding checkpoint/model.pt)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = state["config"]
-    model = ScalexVAE(cfg["n_input"], cfg["n_domain"], cfg["n_hidden"], cfg["n_latent"])
-    model.load_state_dict(state["state_dict"])
-    state["maxabs"] = {k: v.numpy() for k, v in state["maxabs"].items()}
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = state["config"]
+        model = ScalexVAE(cfg["n_input"], cfg["n_domain"], cfg["n_hidden"], cfg["n_latent"])
+        model.load_state_dict(state["state_dict"])
+        state["maxabs"] = {k: v.numpy() for k, v in state["maxabs"].items()}
+        if len(state["genes"]) != cfg["n_input"] or len(state["domains"]) != cfg["n_domain"]:
+            raise ValueError("genes or batches do not match the model's size")
+    except Exception as exc:  # noqa: BLE001 - anything unreadable here is a file that is not our checkpoint
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path}: not a checkpoint of fatescope integrate (or one holding code objects, which are "
+                         f"never loaded): {type(exc).__name__}: {first[:200]}") from None
     return model.to(device), state

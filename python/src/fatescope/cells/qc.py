@@ -93,6 +93,9 @@ def filter_cells_and_genes(adata: ad.AnnData, params: QCParams) -> ad.AnnData:
     adata = adata[keep].copy()
     X = sp.csr_matrix(adata.X)
     n_cells = np.bincount(X.indices, minlength=adata.n_vars)
+    if keep.any() and not (n_cells >= params.min_cells).any():
+        raise InputError(f"no gene is detected in min_cells={params.min_cells} of the {int(keep.sum())} cells left after "
+                         f"the cell filters (most: {int(n_cells.max())} cells); lower min_cells")
     adata = adata[:, n_cells >= params.min_cells].copy()
     add_qc_metrics(adata, params.mito_prefix)
     log.info("filters kept %d cells and %d genes", adata.n_obs, adata.n_vars)

@@ -16,13 +16,6 @@ log = get_logger(__name__)
 OUTPUTS = ("diagnostics.json", "split_counts.csv", "permutation_hits.csv", "sanity.csv")
 
 
-def _load_fit(model: str):
-    import torch
-    if not Path(model).is_file():
-        raise InputError(f"{model}: file not found (expected fate-fit's fate_model.pt)")
-    return torch.load(model, map_location="cpu", weights_only=False)
-
-
 def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics", guide_map: str | None = None,
         known_regulators: str | None = None, test_frac: float = 0.2, burden_bins: int = 5, lfsr: float = 0.05,
         refit_steps: int = 0, permutation: bool = True, seed: int = 0, device: str = "auto", threads: int = 0) -> Path:
@@ -42,7 +35,8 @@ def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics",
                     seed=seed, device=device, threads=threads)
     if threads > 0:
         torch.set_num_threads(threads)
-    ck = _load_fit(model)
+    from ..fate.checkpoint import read as read_checkpoint
+    ck = read_checkpoint(model)
     known = None
     if known_regulators:
         if not Path(known_regulators).is_file():

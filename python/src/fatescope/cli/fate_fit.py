@@ -86,8 +86,8 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
         s_alpha: float = 2.0, s_rep: float = 0.5, s_gamma: float = 0.5, s_tau: float = 1.0, s_time: float = 0.5,
         s_guide: float = 0.3, k_max: int = 20, fate_names: str | None = None, reference_fate: str = "EC",
         primary_fate: str = "MES", guide_key: str = "guides", fate_prob_key: str = "fate_probs", day_key: str = "day",
-        rep_key: str = "replicate", day_order: str | None = None, renormalize: bool = False, seed: int = 0,
-        device: str = "auto", threads: int = 0) -> Path:
+        rep_key: str = "replicate", day_order: str | None = None, renormalize: bool = False,
+        missing_fate_probs: str = "error", seed: int = 0, device: str = "auto", threads: int = 0) -> Path:
     import torch
 
     from ..fate.encoding import encode
@@ -100,7 +100,7 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
     adata = read_cells(input)
     enc = encode(adata, read_guide_map_csv(guide_map), guide_key=guide_key, fate_prob_key=fate_prob_key, day_key=day_key,
                  rep_key=rep_key, fate_names=_split(fate_names), reference_fate=reference_fate, k_max=k_max,
-                 renormalize=renormalize, day_order=_split(day_order), source=input)
+                 renormalize=renormalize, day_order=_split(day_order), missing_fate_probs=missing_fate_probs, source=input)
     del adata
     if primary_fate not in enc.fates[1:]:
         raise InputError(f"{input}: primary fate {primary_fate!r} is not a non-reference fate {enc.fates[1:]}")
@@ -158,6 +158,9 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
 @click.option("--rep-key", default="replicate", help="obs column of the replicate.")
 @click.option("--day-order", default=None, help="Comma-separated day labels in time order [default: by the number in the label].")
 @click.option("--renormalize/--no-renormalize", default=False, help="Rescale fate probabilities that do not sum to 1 (else an error).")
+@click.option("--missing-fate-probs", default="error", type=click.Choice(["error", "drop"]),
+              help="Cells without fate probabilities (a fate table covering part of a sample): an error, or left out "
+                   "with their count logged.")
 @click.option("--seed", default=0, type=click.IntRange(min=0), help="Seed of every random step.")
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), help="Torch device; auto = CUDA when present.")
 @click.option("--threads", default=0, type=click.IntRange(min=0), help="CPU threads for torch (0 = torch's default).")

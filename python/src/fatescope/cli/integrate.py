@@ -36,8 +36,8 @@ def read_cells(path: str, batch_key: str, layer: str) -> tuple[ad.AnnData, str]:
     if layer not in adata.layers:
         raise InputError(f"{path}: layers has no {layer!r} (layers: {', '.join(adata.layers) or 'none'}); "
                          f"integrate expects raw counts in layers['counts']")
-    if adata.n_obs < 2:
-        raise InputError(f"{path}: {adata.n_obs} cells; integration needs at least 2")
+    if adata.n_obs < 2 or adata.n_vars < 2:
+        raise InputError(f"{path}: {adata.n_obs} cells x {adata.n_vars} genes; integration needs at least 2 of each")
     return adata, layer
 
 

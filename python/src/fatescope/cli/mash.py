@@ -10,12 +10,14 @@ import math
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..errors import InputError
 from ..io.mash_tables import posterior_table, read_daywise_table
 from ..io.outputs import staged_output
 from ..logs import get_logger
 from ..shrink.fit import MashFit
+from ..shrink.grid import autoselect_grid
 from ..device import resolve_device
 from ..shrink.modes import MODES, MashResult, MashSettings, run_fixg, run_mash
 from .common import outdir_option, stage_command
@@ -23,6 +25,8 @@ from .common import outdir_option, stage_command
 log = get_logger(__name__)
 PACKAGES = ["numpy", "scipy", "pandas", "torch"]
 ENGINES = ("python", "r")
+MIN_EFFECTS = 2     # rows needed to fit a prior
+MAX_GRID = 100      # prior scales; sqrt(2) apart, 100 span 15 orders of magnitude
 
 
 def output_names(kind: str, mode: str) -> tuple[str, str]:
@@ -36,6 +40,23 @@ def _load_fit(path: str) -> MashFit:
         raise InputError(f"{path}: fit file not found") from None
     except (ValueError, KeyError) as exc:
         raise InputError(f"{path}: not a fatescope mash fit ({exc})") from None
+
+
+def check_fittable(path, table, gridmult: float) -> None:
+    """A prior can be fitted: at least MIN_EFFECTS effects, and a grid (from the smallest se to the largest effect)
+    of at most MAX_GRID values -- a wider span means an se or effect off by many orders of magnitude."""
+    if len(table.ids) < MIN_EFFECTS:
+        raise InputError(f"{path}: {len(table.ids)} effect row(s); mash fits its prior (mixture weights, null correlation) "
+                         f"from the effects and needs at least {MIN_EFFECTS}; reuse a larger table's fit with --fixg-fit")
+    grid = autoselect_grid(table.bhat, table.shat, gridmult)
+    if len(grid) > MAX_GRID:
+        r_se, c_se = np.unravel_index(np.argmin(table.shat), table.shat.shape)
+        r_b, c_b = np.unravel_index(np.argmax(np.abs(table.bhat)), table.bhat.shape)
+        ids = table.ids.iloc[:, 0]
+        raise InputError(f"{path}: the prior grid would have {len(grid)} values (at most {MAX_GRID}): the smallest se "
+                         f"({table.shat[r_se, c_se]:.3g}, row {r_se + 1} {ids.iloc[r_se]!r}, day {table.days[c_se]}) and the "
+                         f"largest effect ({table.bhat[r_b, c_b]:.3g}, row {r_b + 1} {ids.iloc[r_b]!r}, day {table.days[c_b]}) "
+                         "are too many orders of magnitude apart")
 
 
 def fit_table(table, settings: MashSettings, engine: str, fixg: MashFit | None) -> MashResult:
@@ -77,6 +98,9 @@ def run(input: tuple[str, ...] | list[str], outdir: str = "mash", mode: str | tu
     if len(set(kinds)) != len(kinds):
         raise InputError(f"two input tables of the same kind ({kinds}); give one gene and/or one guide table")
     fixg = _load_fit(fixg_fit) if fixg_fit else None
+    if fixg is None:
+        for path, table in tables:
+            check_fittable(path, table, gridmult)
     mode = [m.strip() for m in mode.split(",") if m.strip()] if isinstance(mode, str) else list(mode)
     bad = [m for m in mode if m not in MODES]
     if bad:

@@ -45,9 +45,13 @@ def _attach_fate_probs(adata: ad.AnnData, path: str, fate_names: list[str] | Non
     if fate_names is not None and names != fate_names:
         raise InputError(f"{path}: fate columns {names} differ from the other samples' {fate_names}")
     aligned = probs.reindex(adata.obs_names)
-    if aligned.notna().all(axis=1).sum() == 0:
+    covered = int(aligned.notna().all(axis=1).sum())
+    if covered == 0:
         raise InputError(f"{path}: none of its cell barcodes match the counts' barcodes "
                          f"(e.g. {probs.index[0]!r} vs {adata.obs_names[0]!r})")
+    if covered < adata.n_obs:
+        log.warning("%s: %d of %d cells have no fate probabilities (qc_per_sample.csv: cells_with_fate_probs); "
+                    "fate-fit refuses them unless --missing-fate-probs drop", path, adata.n_obs - covered, adata.n_obs)
     adata.obsm["fate_probs"] = aligned.to_numpy(np.float64)
     adata.obs["has_fate_probs"] = aligned.notna().all(axis=1).to_numpy()
     return names
@@ -58,6 +62,10 @@ def load_sample(row: pd.Series, guide_map: pd.DataFrame | None, fate_names: list
     adata = read_counts(row["counts"])
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"{row['counts']}: sample {row['sample']!r} is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
+    repeated = pd.unique(adata.obs_names[adata.obs_names.duplicated()])
+    if len(repeated):
+        raise InputError(f"{row['counts']}: sample {row['sample']!r} has {len(repeated)} barcode(s) on more than one "
+                         f"cell (e.g. {', '.join(map(repr, repeated[:3]))}); expected one row per barcode")
     for col, value in row.items():
         if col not in ("counts", "guides", "fate_probs") and isinstance(value, str):
             adata.obs[col] = value

@@ -1,35 +1,61 @@
-"""Save a fitted fate model (guide parameters + what is needed to redraw) and load it back."""
+"""Save a fitted fate model (guide parameters + what is needed to redraw) and load it back.
+
+The file holds only tensors, strings and a JSON document, and is read with
+``torch.load(weights_only=True)``: opening a checkpoint someone hands you cannot run their code
+(a pickled object in it is refused, not executed). Pyro's parameter constraints are stored by name.
+"""
 from __future__ import annotations
+
+import json
+import pickle
 
 import numpy as np
 import pyro
 import torch
+from pyro.distributions import constraints
 
+from ..errors import InputError
 from .encoding import Encoding
 from .fit import FitConfig, FitResult
 from .guides import make_guide
 from .model import FateData, FateModel, Priors
 
-FORMAT = "fatescope.fate-model/1"
+FORMAT = "fatescope.fate-model/2"
+# the constraints pyro params of our guides can carry, by name
+CONSTRAINTS = {name: getattr(constraints, name) for name in
+               ("real", "positive", "softplus_positive", "lower_cholesky", "softplus_lower_cholesky",
+                "unit_interval", "simplex", "corr_cholesky")}
+
+
+def _constraint_name(constraint) -> str:
+    for name, known in CONSTRAINTS.items():
+        if constraint is known:
+            return name
+    raise ValueError(f"cannot save a parameter with constraint {constraint!r} (known: {', '.join(CONSTRAINTS)})")
 
 
 def checkpoint(result: FitResult, enc: Encoding) -> dict:
-    """Everything needed to redraw the posterior without the cells or a refit."""
+    """Everything needed to redraw the posterior without the cells or a refit: the guide's parameters
+    (tensors), their constraints (names) and the settings (one JSON string)."""
     data = result.model.data
-    return {
-        "format": FORMAT,
-        "param_store": {k: v.detach().cpu() for k, v in pyro.get_param_store().get_state()["params"].items()},
-        "constraints": pyro.get_param_store().get_state()["constraints"],
+    state = pyro.get_param_store().get_state()
+    meta = {
         "config": result.config.as_dict(),
         "priors": result.model.priors.as_dict(),
-        "likelihood_weight": result.likelihood_weight,
-        "use_guides": result.model.use_guides,
-        "gene_of_guide": enc.gene_of_guide,
+        "likelihood_weight": float(result.likelihood_weight),
+        "use_guides": bool(result.model.use_guides),
+        "gene_of_guide": np.asarray(enc.gene_of_guide).tolist(),
         "n_days": data.n_days, "n_replicates": data.n_replicates, "n_fates": data.n_fates,
-        "names": {"fates": enc.fates, "days": enc.days, "replicates": enc.replicates, "genes": enc.gene_names,
-                  "guides": enc.guide_names},
-        "k_max": enc.k_max,
+        "names": {"fates": list(enc.fates), "days": list(enc.days), "replicates": list(enc.replicates),
+                  "genes": list(enc.gene_names), "guides": list(enc.guide_names)},
+        "k_max": int(enc.k_max),
         "encode": dict(enc.notes),
+    }
+    return {
+        "format": FORMAT,
+        "params": {k: v.detach().cpu() for k, v in state["params"].items()},
+        "constraints": {k: _constraint_name(c) for k, c in state["constraints"].items()},
+        "meta": json.dumps(meta, default=str),
     }
 
 
@@ -37,27 +63,47 @@ def save(path, result: FitResult, enc: Encoding) -> None:
     torch.save(checkpoint(result, enc), path)
 
 
+def read(path, device: str = "cpu") -> dict:
+    """The checkpoint as saved by ``save``: its settings (``meta``, a dict) with the parameter tensors
+    (``params``) and constraint names. Anything that is not such a file is an InputError naming it."""
+    expected = f"fate-fit's fate_model.pt ({FORMAT})"
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found (expected {expected})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a fatescope fate-model checkpoint, or one holding code objects, which are "
+                         f"never loaded (expected {expected}; {first[:200]})") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        found = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
+        raise InputError(f"{path}: not a fatescope fate-model checkpoint (format {found!r}, expected {FORMAT!r})")
+    unknown = sorted(set(ck["constraints"].values()) - set(CONSTRAINTS))
+    if unknown or set(ck["constraints"]) != set(ck["params"]):
+        raise InputError(f"{path}: damaged fate-model checkpoint (constraints {unknown or 'do not match the parameters'})")
+    return {**json.loads(ck["meta"]), "params": ck["params"], "constraints": ck["constraints"]}
+
+
 def skeleton_encoding(ck: dict) -> Encoding:
     """An Encoding with the names and guide->gene map of the fit and no cells."""
     names = ck["names"]
     empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return Encoding(np.zeros((0, ck["k_max"]), np.int32), np.zeros((0, ck["k_max"]), np.float32), np.asarray(ck["gene_of_guide"]),
-                    empty_i, empty_i, empty_i, empty_f, np.zeros((0, len(names["fates"])), np.float32), list(names["fates"]),
-                    list(names["days"]), list(names["replicates"]), list(names["guides"]), list(names["genes"]), [], ck["k_max"])
+    return Encoding(np.zeros((0, ck["k_max"]), np.int32), np.zeros((0, ck["k_max"]), np.float32),
+                    np.asarray(ck["gene_of_guide"], dtype=np.int64), empty_i, empty_i, empty_i, empty_f,
+                    np.zeros((0, len(names["fates"])), np.float32), list(names["fates"]), list(names["days"]),
+                    list(names["replicates"]), list(names["guides"]), list(names["genes"]), [], ck["k_max"])
 
 
 def load(path, device: str = "cpu") -> tuple[FateModel, object, Encoding]:
     """(model without cells, guide with the fitted parameters, skeleton encoding) from ``save``."""
-    ck = torch.load(path, map_location=device, weights_only=False)
-    if ck.get("format") != FORMAT:
-        from ..errors import InputError
-        raise InputError(f"{path}: not a fatescope fate-model checkpoint (format {ck.get('format')!r}, expected {FORMAT!r})")
+    ck = read(path, device)
     enc = skeleton_encoding(ck)
     data = FateData.from_encoding(enc, device)
     model = FateModel(data, Priors(**ck["priors"]), ck["likelihood_weight"], ck["use_guides"])
     config = FitConfig(**ck["config"])
     pyro.clear_param_store()
-    pyro.get_param_store().set_state({"params": ck["param_store"], "constraints": ck["constraints"]})
+    pyro.get_param_store().set_state({"params": ck["params"],
+                                      "constraints": {k: CONSTRAINTS[c] for k, c in ck["constraints"].items()}})
     guide = make_guide(model, config.guide, config.rank)
     if config.guide in ("meanfield", "lowrank"):
         guide.guide._setup_prototype()  # noqa: SLF001 - autoguides build their sites from a model trace

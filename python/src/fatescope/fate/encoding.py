@@ -117,7 +117,7 @@ def check_fate_probs(probs: np.ndarray, names: list[str], reference: str, source
     if nan_rows.any():
         raise InputError(f"{source}: obsm[{key!r}] has NaN fate probabilities in {int(nan_rows.sum())} cells "
                          f"(e.g. {cells[np.flatnonzero(nan_rows)[0]]!r}); expected finite probabilities for every cell "
-                         "(drop cells without fate probabilities first)")
+                         "(fate-fit --missing-fate-probs drop leaves them out)")
     negative = (probs < 0).any(axis=1)
     if negative.any():
         raise InputError(f"{source}: obsm[{key!r}] has negative fate probabilities in {int(negative.sum())} cells "
@@ -168,12 +168,24 @@ def guide_table(adata, guide_map: pd.DataFrame | None, source: str) -> pd.DataFr
 def encode(adata, guide_map: pd.DataFrame | None = None, *, guide_key: str = "guides", fate_prob_key: str = "fate_probs",
            day_key: str = "day", rep_key: str = "replicate", fate_names: list[str] | None = None,
            reference_fate: str = "EC", k_max: int = 20, renormalize: bool = False, day_order: list[str] | None = None,
-           source: str = "cells.h5ad") -> Encoding:
-    """Encode cells for the fate model; every problem with the input raises InputError naming the key."""
+           missing_fate_probs: str = "error", source: str = "cells.h5ad") -> Encoding:
+    """Encode cells for the fate model; every problem with the input raises InputError naming the key.
+
+    ``missing_fate_probs``: cells without fate probabilities (NaN rows, e.g. samples whose fate table covers part of
+    their barcodes) are an error ("error") or left out with their count logged ("drop")."""
     if guide_key not in adata.obsm:
         raise InputError(f"{source}: obsm has no {guide_key!r} (cells x guides matrix); keys are {list(adata.obsm)}")
     if fate_prob_key not in adata.obsm:
         raise InputError(f"{source}: obsm has no {fate_prob_key!r} (fate probabilities); keys are {list(adata.obsm)}")
+    if missing_fate_probs not in ("error", "drop"):
+        raise InputError(f"missing_fate_probs {missing_fate_probs!r}: expected 'error' or 'drop'")
+    missing = np.isnan(np.asarray(adata.obsm[fate_prob_key], dtype=np.float64)).any(axis=1)
+    if missing.any() and missing_fate_probs == "drop":
+        if missing.all():
+            raise InputError(f"{source}: no cell has fate probabilities in obsm[{fate_prob_key!r}]")
+        log.warning("%s: left out %d of %d cells without fate probabilities (missing_fate_probs = drop)", source,
+                    int(missing.sum()), len(missing))
+        adata = adata[~missing]
     names = [str(f) for f in (fate_names if fate_names else np.asarray(adata.uns.get("fate_names", [])).astype(str))]
     if not names:
         raise InputError(f"{source}: uns has no 'fate_names' and no fate names were given")
@@ -193,6 +205,9 @@ def encode(adata, guide_map: pd.DataFrame | None = None, *, guide_key: str = "gu
     days = order_days(day_labels, day_order, source, day_key)
     replicates = sorted(set(rep_labels), key=_natural_key)
 
+    if not table["is_ntc"].any():
+        raise InputError(f"{source}: none of the {len(table)} guides is a non-targeting control (is_ntc); fate "
+                         "effects are measured against the cells carrying only controls")
     # guide and gene ids: targeting guides 1..G in guide-map order, genes 1..L by first appearance
     targeting = ~table["is_ntc"].to_numpy()
     column_id = np.zeros(len(table), dtype=np.int32)
@@ -210,6 +225,15 @@ def encode(adata, guide_map: pd.DataFrame | None = None, *, guide_key: str = "gu
         raise InputError(f"{source}: every cell has more than K_max = {k_max} guides")
     rows = np.flatnonzero(keep)
     kept = calls[rows]
+    carried = np.bincount(kept.indices, minlength=len(table)) > 0
+    if not (carried & targeting).any():
+        raise InputError(f"{source}: no cell carries a targeting guide (obsm[{guide_key!r}] has "
+                         f"{'no calls' if not kept.nnz else 'only non-targeting controls'}); fate effects need "
+                         "cells with guide calls (the samplesheet's guides column)")
+    absent = sorted(set(table.loc[targeting & ~carried, "gene"]) - set(table.loc[targeting & carried, "gene"]))
+    if absent:
+        log.warning("%s: %d of %d genes have no cell with one of their guides; their effects are the prior's "
+                    "(e.g. %s)", source, len(absent), len(set(table.loc[targeting, "gene"])), ", ".join(absent[:5]))
     kk = np.diff(kept.indptr)
     position = np.arange(kept.nnz) - np.repeat(kept.indptr[:-1], kk)
     row_of = np.repeat(np.arange(len(rows)), kk)
@@ -230,4 +254,5 @@ def encode(adata, guide_map: pd.DataFrame | None = None, *, guide_key: str = "gu
         guide_names=table.loc[targeting, "guide"].tolist(), gene_names=genes, cell_names=cells[rows].tolist(),
         k_max=k_max, n_dropped_kmax=n_dropped,
         notes=dict(guide_key=guide_key, fate_prob_key=fate_prob_key, day_key=day_key, rep_key=rep_key, fate_names=names,
-                   reference_fate=reference_fate, k_max=k_max, renormalize=renormalize, day_order=day_order))
+                   reference_fate=reference_fate, k_max=k_max, renormalize=renormalize, day_order=day_order,
+                   missing_fate_probs=missing_fate_probs))

@@ -28,6 +28,10 @@ def _require_columns(df: pd.DataFrame, path: Path, columns: list[str], what: str
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} ({what}; found: {', '.join(map(str, df.columns))})")
 
 
+# gene names that denote non-targeting controls, not a gene (compared lower-case)
+CONTROL_GENE_NAMES = {"ntc", "non-targeting", "nontargeting", "non_targeting", "non targeting", "negative_control"}
+
+
 def read_guide_map(path: str | Path) -> pd.DataFrame:
     """Guide map CSV ``guide_name, gene_name, is_ntc`` -> DataFrame indexed by guide_name."""
     path = Path(path)
@@ -45,6 +49,12 @@ def read_guide_map(path: str | Path) -> pd.DataFrame:
     problems += [f"row {i + 1}, field 'gene_name': targeting guide {df['guide_name'].iloc[i]!r} has no gene" for i in np.flatnonzero(no_gene)]
     if df["guide_name"].isna().any():
         problems += [f"row {i + 1}, field 'guide_name': empty" for i in np.flatnonzero(df["guide_name"].isna())]
+    control_like = ~is_ntc & df["gene_name"].astype(str).str.strip().str.lower().isin(CONTROL_GENE_NAMES)
+    problems += [f"row {i + 1}, field 'is_ntc': guide {df['guide_name'].iloc[i]!r} targets "
+                 f"{df['gene_name'].iloc[i]!r}, a control name, but is_ntc is false" for i in np.flatnonzero(control_like)]
+    if len(df) and not is_ntc.any() and not problems:
+        problems.append("field 'is_ntc': no guide is a non-targeting control (is_ntc true); fate effects are "
+                        "measured against the cells carrying only controls")
     if problems:
         raise InputError(f"{path}: guide map has {len(problems)} problem(s)", problems)
     out = pd.DataFrame({"gene_name": df["gene_name"].where(~is_ntc, "NTC").astype(str).values,

@@ -28,6 +28,10 @@ class DaywiseTable:
     shat: np.ndarray
 
 
+# |betahat| and se (and 1/se) above this cannot be squared in double precision
+VALUE_LIMIT = 1e150
+
+
 def _read_csv(path: str | os.PathLike) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -82,6 +86,14 @@ def read_daywise_table(path: str | os.PathLike) -> DaywiseTable:
     if len(bad):
         problems = [f"row {r + 1} ({ids.iloc[r]!r}), column 'se_{b_days[c]}': {shat[r, c]!r}" for r, c in bad[:10]]
         raise InputError(f"{path}: {len(bad)} standard errors are not positive", problems)
+    for name, values, ok in (("betahat", bhat, np.abs(bhat) <= VALUE_LIMIT),
+                             ("se", shat, (shat >= 1 / VALUE_LIMIT) & (shat <= VALUE_LIMIT))):
+        bad = np.argwhere(~ok)
+        if len(bad):
+            problems = [f"row {r + 1} ({ids.iloc[r]!r}), column '{name}_{b_days[c]}': {values[r, c]!r}" for r, c in bad[:10]]
+            raise InputError(f"{path}: {len(bad)} {name} values outside [{'-' if name == 'betahat' else ''}"
+                             f"{1 / VALUE_LIMIT if name == 'se' else VALUE_LIMIT:g}, {VALUE_LIMIT:g}]: their squares "
+                             "overflow or vanish in double precision (a unit or export error?)", problems)
     return DaywiseTable(kind, df[id_cols].reset_index(drop=True), b_days, bhat, shat)
 
 

@@ -57,7 +57,9 @@ def staged_output(outdir: str | os.PathLike, stage: str, params: dict, packages:
     """
     outdir = Path(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name or 'out'}.{stage}.", dir=outdir.parent))
+    prefix = f".{outdir.name or 'out'}.{stage}."
+    _remove_abandoned(outdir.parent, prefix)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=outdir.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the published folder should look like any other
@@ -69,6 +71,25 @@ def staged_output(outdir: str | os.PathLike, stage: str, params: dict, packages:
         _publish(tmp, outdir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_abandoned(parent: Path, prefix: str) -> None:
+    """Remove temporary folders ``<prefix><pid>.*`` of runs that were killed (kill -9, node loss) before they could
+    clean up: their process no longer exists. Folders of live processes (a concurrent run) are left alone."""
+    for folder in parent.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].split(".", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def _publish(tmp: Path, outdir: Path) -> None:

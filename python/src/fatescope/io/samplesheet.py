@@ -86,12 +86,18 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Header and rows of a CSV/TSV samplesheet; empty cells are left out of the row dicts."""
     if not path.is_file():
         raise InputError(f"{path}: samplesheet not found (expected a CSV file with a header row)")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (spreadsheet exports) is not part of 'sample'
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: samplesheet is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8") from None
     dialect = "excel-tab" if path.suffix == ".tsv" else "excel"
     reader = csv.reader(text.splitlines(), dialect=dialect)
     lines = [r for r in reader if any(c.strip() for c in r)]
     if not lines:
         raise InputError(f"{path}: samplesheet is empty (expected a header row and one row per sample)")
+    if len(lines) == 1:
+        raise InputError(f"{path}: samplesheet has a header but no sample rows (expected one row per sample "
+                         f"under {','.join(h.strip() for h in lines[0])})")
     header = [h.strip() for h in lines[0]]
     rows = []
     for n, cells in enumerate(lines[1:], start=1):

@@ -46,10 +46,39 @@ class MashFit:
 
     @classmethod
     def from_json(cls, text: str) -> MashFit:
+        """A fit from ``to_json``; raises ValueError naming the first field that is not a valid prior."""
         d = json.loads(text)
-        if d.get("format") != "fatescope-mash-fit/1":
+        if not isinstance(d, dict) or d.get("format") != "fatescope-mash-fit/1":
             raise ValueError("not a fatescope mash fit (format 'fatescope-mash-fit/1' expected)")
-        return cls(ulist={k: np.asarray(v, dtype=np.float64) for k, v in d["ulist"].items()},
-                   grid=np.asarray(d["grid"], dtype=np.float64), pi=np.asarray(list(d["pi"].values()), dtype=np.float64),
-                   usepointmass=bool(d["usepointmass"]), V=np.asarray(d["V"], dtype=np.float64), alpha=float(d["alpha"]),
-                   conditions=list(d["conditions"]), loglik=d.get("loglik"), info=d.get("info", {}))
+        try:
+            fit = cls(ulist={k: np.asarray(v, dtype=np.float64) for k, v in d["ulist"].items()},
+                      grid=np.asarray(d["grid"], dtype=np.float64), pi=np.asarray(list(d["pi"].values()), dtype=np.float64),
+                      usepointmass=bool(d["usepointmass"]), V=np.asarray(d["V"], dtype=np.float64), alpha=float(d["alpha"]),
+                      conditions=[str(c) for c in d["conditions"]], loglik=d.get("loglik"), info=d.get("info", {}))
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"a field has the wrong type ({exc})") from None
+        fit.check()
+        return fit
+
+    def check(self) -> None:
+        """ValueError naming the field when this is not a usable prior."""
+        r = len(self.conditions)
+        n_comp = int(self.usepointmass) + len(self.grid) * len(self.ulist)
+        if r == 0 or not self.ulist or not len(self.grid):
+            raise ValueError("'conditions', 'ulist' and 'grid' must not be empty")
+        if self.grid.ndim != 1 or not np.all(np.isfinite(self.grid)) or np.any(self.grid <= 0):
+            raise ValueError(f"'grid' must hold finite positive scales, has {self.grid.tolist()[:5]}")
+        for name, u in self.ulist.items():
+            if u.shape != (r, r) or not np.all(np.isfinite(u)):
+                raise ValueError(f"'ulist' {name!r} must be a finite {r} x {r} matrix (one row per condition)")
+        if self.pi.shape != (n_comp,) or not np.all(np.isfinite(self.pi)) or np.any(self.pi < 0):
+            raise ValueError(f"'pi' must hold {n_comp} finite non-negative weights (null + grid x covariances), "
+                             f"has {self.pi.size}{' with negative or non-finite values' if self.pi.size == n_comp else ''}")
+        if abs(self.pi.sum() - 1) > 1e-6:
+            raise ValueError(f"'pi' must sum to 1, sums to {self.pi.sum():.6g}")
+        if self.V.shape != (r, r) or not np.all(np.isfinite(self.V)) or not np.allclose(self.V, self.V.T):
+            raise ValueError(f"'V' must be a finite symmetric {r} x {r} matrix")
+        if np.linalg.eigvalsh(self.V).min() <= 0:
+            raise ValueError("'V' (the null correlation of the errors) must be positive definite")
+        if not (np.isfinite(self.alpha) and 0 <= self.alpha <= 1):
+            raise ValueError(f"'alpha' must be in [0, 1], is {self.alpha}")

@@ -50,7 +50,7 @@ class _Lik:
             u, d, vt = sla.svd(L, full_matrices=False)
             keep = np.flatnonzero(d > tol_svd)
             if len(keep) < 2:
-                keep = np.arange(2)
+                keep = np.arange(min(2, len(d)))
             if len(keep) < m:
                 sd = np.sqrt(d[keep])
                 self.U, self.V = u[:, keep] * sd, vt[keep].T * sd
