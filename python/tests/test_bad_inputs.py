@@ -4,6 +4,7 @@ output folder left exactly as it was (here: an earlier good run's files) with no
 folders beside it. Plus the recoveries the errors point to, and a stage killed with SIGKILL."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
+import click
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from fatescope.cli import main
+from fatescope.cli import COMMANDS, main
 
 SIM = ["--n-cells", "400", "--n-genes", "150", "--n-days", "2", "--n-replicates", "2", "--n-tfs", "3",
        "--targets-per-tf", "10", "--n-perturbed-genes", "6", "--guides-per-gene", "2", "--n-ntc-guides", "2",
@@ -258,3 +260,25 @@ def test_a_stage_killed_mid_run_leaves_nothing_the_next_run_keeps(tmp_path):
         sleeper.kill()
         sleeper.wait()
     os.rmdir(live)
+
+
+UNREADABLE = {"missing": None, "empty": b"", "text": b"a,b\n1,2\n", "binary": b"\x89HDF-not\x00really", "parquet": b"PAR1junk"}
+STAGES = ("validate", "qc", "ambient", "integrate", "embed", "grn", "modules", "prune", "aucell", "fate-fit", "mash",
+          "aggregate", "rank", "eval-recovery", "diagnostics")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_refuses_unreadable_files(stage, tmp_path):
+    """Each stage given a missing, empty, wrong-format or corrupt file for every required input: a clean error
+    naming the file, no traceback, no output folder."""
+    command = importlib.import_module(f"fatescope.cli.{COMMANDS[stage]}").command
+    required = [p for p in command.params if isinstance(p, click.Option) and p.required]
+    for kind, content in UNREADABLE.items():
+        path = tmp_path / f"{kind}.dat"
+        if content is not None:
+            path.write_bytes(content)
+        args = [stage, *(part for p in required for part in (p.opts[0], str(path))), "--outdir", str(tmp_path / "out")]
+        res = _invoke(args)
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), f"{stage} {kind}: {res.exception!r}\n{res.output}"
+        assert str(path) in res.output and "Traceback" not in res.output, f"{stage} {kind}:\n{res.output}"
+        assert not (tmp_path / "out").exists()

@@ -6,11 +6,16 @@ for the stages that use them).
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
 from .. import __version__
 from ..logs import configure
+
+# cuBLAS is deterministic only with a fixed workspace (torch.use_deterministic_algorithms, fatescope.device):
+# set before CUDA loads
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 # stage name -> module under fatescope.cli defining `command`; order = order in the DAG
 COMMANDS = {

@@ -4,15 +4,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import anndata as ad
 import click
 import numpy as np
 
 from ..cells import ambient as ambient_model
-from ..device import resolve_device
+from ..device import resolve_device, set_threads
 from ..errors import InputError
 from ..io.counts import read_counts
 from ..io.outputs import staged_output
+from ..io.readers import read_anndata
 from ..logs import get_logger
 from .common import outdir_option, stage_command
 
@@ -25,9 +25,8 @@ def run(input: str, outdir: str = "ambient", raw: str | None = None, sample_key:
         empty_quantile: float = 0.05, empty_max_umis: int = 100, n_latent: int = 10, epochs: int = 150,
         batch_size: int = 128, lr: float = 1e-3, prior_mean: float = 0.1, prior_concentration: float = 20.0,
         prior_from_empties: bool = True, seed: int = 0, device: str = "auto") -> Path:
-    if not Path(input).exists():
-        raise InputError(f"{input}: file not found (expected the cells.h5ad of the qc stage)")
-    adata = ad.read_h5ad(input)
+    set_threads(0)  # deterministic kernels: the same seed gives the same estimate
+    adata = read_anndata(input, "the cells.h5ad of the qc stage")
     if "counts" not in adata.layers:
         raise InputError(f"{input}: layers has no 'counts' (layers: {', '.join(adata.layers) or 'none'}); expected raw counts")
     prior, empty_umis = None, None

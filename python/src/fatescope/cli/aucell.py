@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ..io.outputs import staged_output
+from ..io.readers import read_anndata, read_table
 from ..logs import get_logger, progress
 from ..regulons.aucell import auc_cutoff, aucell_batch, aucell_batch_torch, binarize, build_signatures, shuffle_positions
 from ..regulons.stream import block_rows, iter_blocks
@@ -48,13 +49,12 @@ def scoring_genes(regulons: pd.DataFrame, k: int | None) -> pd.DataFrame:
 def run(cells: str, regulons: str, outdir: str = "aucell", layer: str | None = None, k: int | None = 50,
         auc_threshold: float = 0.05, batch_size: int = 32, seed: int = 0, weighted: bool = False,
         binarize_auc: bool = False, device: str = "auto") -> Path:
-    if not Path(cells).is_file():
-        raise InputError(f"{cells}: cells AnnData not found")
-    if not Path(regulons).is_file():
-        raise InputError(f"{regulons}: regulon table not found (expected the prune stage's regulons.parquet)")
-    table = pd.read_parquet(regulons) if regulons.endswith(".parquet") else pd.read_csv(regulons)
-    genes_table = scoring_genes(table, k)
-    adata = ad.read_h5ad(cells, backed="r")
+    table = read_table(regulons, "the prune stage's regulons.parquet")
+    try:
+        genes_table = scoring_genes(table, k)
+    except InputError as exc:
+        raise InputError(f"{regulons}: {exc}") from None
+    adata = read_anndata(cells, "the qc stage's cells.h5ad", backed="r")
     if layer and layer not in adata.layers:
         raise InputError(f"{cells}: layer {layer!r} not found (layers: {sorted(adata.layers)})")
     matrix = adata.layers[layer] if layer else adata.X

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
 from ..io.outputs import staged_output
+from ..io.readers import read_table
 from ..logs import get_logger
 from .common import outdir_option, stage_command
 
@@ -23,6 +23,8 @@ def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics",
     import pandas as pd
     import torch
 
+    from ..device import set_threads
+
     from ..fate import diagnostics as dg
     from ..fate.encoding import encode
     from ..fate.export import summarise
@@ -33,15 +35,12 @@ def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics",
     settings = dict(input=input, model=model, theta_summary=theta_summary, guide_map=guide_map, known_regulators=known_regulators,
                     test_frac=test_frac, burden_bins=burden_bins, lfsr=lfsr, refit_steps=refit_steps, permutation=permutation,
                     seed=seed, device=device, threads=threads)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     from ..fate.checkpoint import read as read_checkpoint
     ck = read_checkpoint(model)
     known = None
     if known_regulators:
-        if not Path(known_regulators).is_file():
-            raise InputError(f"{known_regulators}: file not found (expected CSV gene, expected_sign)")
-        known = pd.read_csv(known_regulators)
+        known = read_table(known_regulators, "a CSV of gene, expected_sign")
     enc_opts = dict(ck.get("encode", {}))
     enc_opts["fate_names"] = enc_opts.get("fate_names")
     enc = encode(read_cells(input), read_guide_map_csv(guide_map), source=input, **enc_opts)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import anndata as ad
 import click
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ from ..cells import metrics as M
 from ..cells.plots import umap_plot
 from ..errors import InputError
 from ..io.outputs import staged_output
+from ..io.readers import read_anndata, read_table
 from ..logs import get_logger
 from .common import outdir_option, stage_command
 
@@ -24,10 +24,7 @@ PACKAGES = ["umap-learn", "igraph", "scikit-learn", "anndata", "numpy", "matplot
 
 def read_labels(path: str, label_key: str, cells: pd.Index) -> np.ndarray:
     """Labels for ``cells`` from a table (parquet or CSV) with a ``cell`` column (or index)."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{path}: labels file not found")
-    table = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    table = read_table(path, f"a table of cell labels with a 'cell' column and {label_key!r}")
     if "cell" in table.columns:
         table = table.set_index("cell")
     if label_key not in table.columns:
@@ -44,9 +41,7 @@ def run(input: str, outdir: str = "embed", use_rep: str = "X_latent", batch_key:
         resolution: float = 1.0, min_dist: float = 0.5, umap: bool = True, soft_k: int = 0, temperature: float = 1.0,
         plot_keys: str = "batch,day,leiden", assess: bool = False, label_key: str | None = None,
         labels: str | None = None, seed: int = 0) -> Path:
-    if not Path(input).exists():
-        raise InputError(f"{input}: file not found (expected the cells.h5ad of the integrate stage)")
-    adata = ad.read_h5ad(input)
+    adata = read_anndata(input, "the cells.h5ad of the integrate stage")
     if use_rep not in adata.obsm:
         raise InputError(f"{input}: obsm has no {use_rep!r} (obsm: {', '.join(adata.obsm) or 'none'}); run integrate first")
     X = np.asarray(adata.obsm[use_rep], dtype=np.float32)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io.outputs import staged_output
+from ..io.readers import read_anndata, read_npz, read_table
 from ..logs import get_logger
 from .common import outdir_option, stage_command
 
@@ -19,31 +20,16 @@ OUTPUTS = ("recovery_metrics.json", "recovery_table.csv")
 
 def read_theta_summary(path: str) -> pd.DataFrame:
     """Long ``gene, fate, day, mean, sd`` from fate-fit's theta_posterior_summary.npz."""
-    if not Path(path).is_file():
-        raise InputError(f"{path}: file not found (expected fate-fit's theta_posterior_summary.npz)")
-    with np.load(path, allow_pickle=False) as npz:
-        missing = [k for k in ("mean", "sd", "genes", "fates", "days") if k not in npz]
-        if missing:
-            raise InputError(f"{path}: missing arrays {missing}; expected mean, sd, genes, fates, days")
-        mean, sd, genes, fates, days = (npz[k] for k in ("mean", "sd", "genes", "fates", "days"))
+    arrays = read_npz(path, "fate-fit's theta_posterior_summary.npz", ("mean", "sd", "genes", "fates", "days"))
+    mean, sd, genes, fates, days = (arrays[k] for k in ("mean", "sd", "genes", "fates", "days"))
     L, F, D = mean.shape
     return pd.DataFrame({"gene": np.repeat(genes.astype(str), F * D), "fate": np.tile(np.repeat(fates.astype(str), D), L),
                          "day": np.tile(days.astype(str), L * F), "mean": mean.ravel(), "sd": sd.ravel()})
 
 
-def read_table(path: str, expected: str) -> pd.DataFrame:
-    if not Path(path).is_file():
-        raise InputError(f"{path}: file not found (expected {expected})")
-    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
-
-
 def integration_recovery(cells: str, cell_truth: str) -> dict:
-    import anndata as ad
-
     from ..cells.evaluate import fate_separation
-    if not Path(cells).is_file():
-        raise InputError(f"{cells}: file not found (expected the embed stage's cells.h5ad)")
-    adata = ad.read_h5ad(cells, backed="r")
+    adata = read_anndata(cells, "the embed stage's cells.h5ad", backed="r")
     missing = [k for k in ("day", "batch") if k not in adata.obs] + [k for k in ("X_latent",) if k not in adata.obsm]
     if missing:
         raise InputError(f"{cells}: lacks {missing} (expected obs day, batch and obsm X_latent)")
@@ -55,18 +41,15 @@ def run(theta_summary: str, truth: str, outdir: str = "eval-recovery", hits: str
         level: float = 0.9, regulons: str | None = None, regulon_truth: str | None = None, cells: str | None = None,
         cell_truth: str | None = None) -> Path:
     from ..fate.recovery import hit_metrics, join_truth, recovery_metrics
-    if not Path(truth).is_file():
-        raise InputError(f"{truth}: file not found (expected the simulator's truth/sim_recovery.csv)")
-    merged = join_truth(read_theta_summary(theta_summary), pd.read_csv(truth), source=truth)
+    truth_table = read_table(truth, "the simulator's truth/sim_recovery.csv")
+    merged = join_truth(read_theta_summary(theta_summary), truth_table, source=truth)
     fates = sorted(merged["fate"].unique())
     metrics = {"all": recovery_metrics(merged, level), **{f: recovery_metrics(merged, level, f) for f in fates}}
     if hits:
-        if not Path(hits).is_file():
-            raise InputError(f"{hits}: file not found (expected the rank stage's hits_ranked.csv)")
-        truth_table = pd.read_csv(truth)
         if "is_hit" not in truth_table:
             raise InputError(f"{truth}: missing column 'is_hit' (needed to score hit calls)")
-        metrics["hits"] = hit_metrics(pd.read_csv(hits), truth_table, hits_fate, source=hits)
+        metrics["hits"] = hit_metrics(read_table(hits, "the rank stage's hits_ranked.csv"), truth_table, hits_fate,
+                                      source=hits)
     if bool(regulons) != bool(regulon_truth):
         raise InputError("--regulons and --regulon-truth go together (the prune stage's regulons.parquet and the "
                          "simulator's truth/regulons_truth.csv)")

@@ -23,13 +23,8 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def read_cells(path: str):
-    import anndata as ad
-    if not Path(path).is_file():
-        raise InputError(f"{path}: file not found (expected the qc stage's cells.h5ad)")
-    try:
-        return ad.read_h5ad(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is bad input
-        raise InputError(f"{path}: cannot be read as h5ad ({exc})") from exc
+    from ..io.readers import read_anndata
+    return read_anndata(path, "the qc stage's cells.h5ad")
 
 
 def read_guide_map_csv(path: str | None):
@@ -88,15 +83,13 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
         primary_fate: str = "MES", guide_key: str = "guides", fate_prob_key: str = "fate_probs", day_key: str = "day",
         rep_key: str = "replicate", day_order: str | None = None, renormalize: bool = False,
         missing_fate_probs: str = "error", seed: int = 0, device: str = "auto", threads: int = 0) -> Path:
-    import torch
-
+    from ..device import set_threads
     from ..fate.encoding import encode
     from ..fate.export import summarise
     from ..fate.fit import FitConfig, fit
     from ..fate.model import Priors
-    settings = {k: v for k, v in locals().items() if k not in ("torch", "encode", "summarise", "FitConfig", "fit", "Priors")}
-    if threads > 0:
-        torch.set_num_threads(threads)
+    settings = {k: v for k, v in locals().items() if k not in ("set_threads", "encode", "summarise", "FitConfig", "fit", "Priors")}
+    set_threads(threads)
     adata = read_cells(input)
     enc = encode(adata, read_guide_map_csv(guide_map), guide_key=guide_key, fate_prob_key=fate_prob_key, day_key=day_key,
                  rep_key=rep_key, fate_names=_split(fate_names), reference_fate=reference_fate, k_max=k_max,

@@ -7,10 +7,11 @@ from pathlib import Path
 import anndata as ad
 import click
 
-from ..device import resolve_device
+from ..device import resolve_device, set_threads
 from ..errors import InputError
 from ..logs import get_logger
 from ..io.outputs import staged_output
+from ..io.readers import read_anndata
 from ..regulons.grn import GRNParams, infer_grn, log_normalise
 from ..regulons.tfs import read_tf_list, tfs_in_data
 from .common import outdir_option, stage_command
@@ -21,9 +22,7 @@ PACKAGES = ["regdiffusion", "torch", "numpy", "pandas", "anndata"]
 
 
 def read_cells(path: str, layer: str | None) -> ad.AnnData:
-    if not Path(path).is_file():
-        raise InputError(f"{path}: cells AnnData not found (expected the qc stage's cells.h5ad)")
-    adata = ad.read_h5ad(path)
+    adata = read_anndata(path, "the qc stage's cells.h5ad")
     if layer and layer not in adata.layers:
         raise InputError(f"{path}: layer {layer!r} not found (layers: {sorted(adata.layers)})")
     return adata
@@ -37,6 +36,7 @@ def run(cells: str, outdir: str = "grn", tf_list: str = "human", layer: str | No
     counts = adata.layers[layer] if layer else adata.X
     tfs = read_tf_list(tf_list)
     present, tf_report = tfs_in_data(tfs, adata.var_names)
+    set_threads(0)  # deterministic kernels: the same seed gives the same network
     dev = str(resolve_device(device))
     params = GRNParams(n_steps=n_steps, sparsity_threshold=sparsity_threshold, n_runs=n_runs, seed=seed)
     settings = dict(cells=cells, tf_list=tf_list, layer=layer, n_steps=n_steps, sparsity_threshold=sparsity_threshold,

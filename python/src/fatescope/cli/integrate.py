@@ -13,9 +13,10 @@ from ..cells.harmony import HarmonyParams, harmonize
 from ..cells.integrate import (ScalexParams, fit_new_decoder_norms, impute, load_checkpoint, prepare, save_checkpoint,
                                train, transform, writes_checkpoint)
 from ..cells.preprocess import log_normalize, pca
-from ..device import resolve_device
+from ..device import resolve_device, set_threads
 from ..errors import InputError
 from ..io.outputs import staged_output
+from ..io.readers import read_anndata
 from ..logs import get_logger
 from .common import outdir_option, stage_command
 
@@ -26,9 +27,7 @@ PACKAGES = ["torch", "anndata", "numpy", "scipy", "pandas"]
 
 def read_cells(path: str, batch_key: str, layer: str) -> tuple[ad.AnnData, str]:
     """The stage input: cells.h5ad with raw counts and the batch column."""
-    if not Path(path).exists():
-        raise InputError(f"{path}: file not found (expected the cells.h5ad of the qc or ambient stage)")
-    adata = ad.read_h5ad(path)
+    adata = read_anndata(path, "the cells.h5ad of the qc or ambient stage")
     if batch_key not in adata.obs:
         raise InputError(f"{path}: obs has no column {batch_key!r} (columns: {', '.join(map(str, adata.obs.columns))})")
     if layer == "auto":
@@ -82,10 +81,7 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
         patience: int = 10, transform_norm: str = "batch", chunk_size: int = 20000, seed: int = 124,
         device: str = "auto", projection: str | None = None, repeat: bool = False, impute_batch: str | None = None,
         harmony_on: str = "pca", n_pcs: int = 50, harmony_theta: float = 2.0, threads: int = 0) -> Path:
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     dev = resolve_device(device)
     adata, layer = read_cells(input, batch_key, layer)
     params = ScalexParams(n_top_features=n_top_features, target_sum=target_sum, scale=scale, n_hidden=hidden,
@@ -99,7 +95,7 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
         info.update(extra)
         adata.obsm["X_latent"] = latent
         if not repeat:
-            ref = ad.read_h5ad(Path(projection) / "cells.h5ad")
+            ref = read_anndata(Path(projection) / "cells.h5ad", "the cells.h5ad of the integrate run projected into")
             adata.obs["projection"] = "query"
             ref.obs["projection"] = "reference"
             adata = ad.concat([ref, adata], join="inner", merge="same", uns_merge="first")

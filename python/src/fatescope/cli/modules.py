@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from ..errors import InputError
 from ..io.outputs import staged_output
+from ..io.readers import read_table
 from ..logs import get_logger
 from ..regulons.modules import ModuleParams, build_modules
 from .common import outdir_option, stage_command
@@ -27,9 +27,7 @@ def _numbers(text: str, kind, name: str) -> tuple:
 def run(adjacency: str, outdir: str = "modules", k: int = 50, percentile_thresholds: str = "75",
         top_n_per_target: str = "5,10,50", min_targets: int = 20, min_fraction: float | None = None,
         include_tf: bool = True) -> Path:
-    if not Path(adjacency).is_file():
-        raise InputError(f"{adjacency}: adjacency table not found (expected the grn stage's adjacency.parquet)")
-    edges = pd.read_parquet(adjacency)
+    edges = read_table(adjacency, "the grn stage's adjacency.parquet")
     params = ModuleParams(k=k, percentile_thresholds=_numbers(percentile_thresholds, float, "percentile-thresholds"),
                           top_n_per_target=_numbers(top_n_per_target, int, "top-n-per-target"),
                           min_targets=min_targets, min_fraction=min_fraction, include_tf=include_tf)

@@ -15,6 +15,7 @@ import pandas as pd
 from ..device import resolve_device
 from ..errors import InputError
 from ..io.outputs import staged_output
+from ..io.readers import read_table
 from ..logs import get_logger
 from ..regulons.annotations import filter_annotations, read_motif_annotations
 from ..regulons.prune import PruneParams, module_gene_sets, prune, to_gmt
@@ -32,9 +33,7 @@ def split_paths(text: str | list | tuple) -> list[str]:
 
 
 def read_modules(path: str) -> pd.DataFrame:
-    if not Path(path).is_file():
-        raise InputError(f"{path}: modules table not found (expected the modules stage's modules.parquet)")
-    mods = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
+    mods = read_table(path, "the modules stage's modules.parquet")
     missing = MODULE_COLUMNS - set(mods.columns)
     if missing:
         raise InputError(f"{path}: missing columns {sorted(missing)} (expected module, tf, target, weight)")
