@@ -132,7 +132,7 @@ def test_bundled_tf_lists_and_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="no index column"):
         load_ranking_db(bad)
     r = CliRunner().invoke(main, ["modules", "--adjacency", str(tmp_path / "missing.parquet")])
-    assert r.exit_code == 1 and "adjacency table not found" in r.output
+    assert r.exit_code == 1 and "file not found (expected the grn stage's adjacency.parquet)" in r.output
     pd.DataFrame({"tf": ["A"], "gene": ["B"]}).to_parquet(tmp_path / "adj.parquet")
     r = CliRunner().invoke(main, ["modules", "--adjacency", str(tmp_path / "adj.parquet")])
     assert r.exit_code == 1 and "lacks columns" in r.output and not (tmp_path / "modules").exists()
