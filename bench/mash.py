@@ -48,7 +48,7 @@ def case_data(case: str):
         return bhat * shat, shat
     if case == "gtex":
         import pandas as pd
-        z = pd.read_csv(GTEX, index_col=0).to_numpy(np.float64)
+        z = pd.read_csv(GTEX, index_col=0, float_precision="round_trip").to_numpy(np.float64)
         return z, np.ones_like(z)
     raise ValueError(case)
 

@@ -73,9 +73,10 @@ def _harmony_on_pca(out: Path) -> None:
     assert "embedding" not in report_skipped(out)
 
 
-def _harmony_on_latent(out: Path) -> None:
-    assert (out / "integrate" / "checkpoint" / "model.pt").is_file(), "the VAE trained before Harmony is saved"
-    assert {"X_scalex", "X_latent"} <= obsm_keys(out / "integrate" / "cells.h5ad")
+def _scalex_alone(out: Path) -> None:
+    assert (out / "integrate" / "checkpoint" / "model.pt").is_file()
+    keys = obsm_keys(out / "integrate" / "cells.h5ad")
+    assert "X_latent" in keys and "X_scalex" not in keys, keys
 
 
 def _no_umap(out: Path) -> None:
@@ -106,6 +107,12 @@ def _numeric_strings(out: Path) -> None:
     assert params["percentile_thresholds"] == [90.0] and params["top_n_per_target"] == [50], params
 
 
+def _guide_posterior_normal_prior(out: Path) -> None:
+    params = yaml.safe_load((out / "fate" / "params.yaml").read_text())
+    assert params["posterior"] == "guide" and float(params["effect_df"]) == 0.0, params
+    assert (out / "fate" / "gene_daywise_for_mash.csv").is_file()
+
+
 def _skipping(branch: str) -> Combo:
     def check(out: Path) -> None:
         if branch == "report":
@@ -118,12 +125,14 @@ def _skipping(branch: str) -> Combo:
 
 
 MATRIX: tuple[Combo, ...] = (
-    Combo("harmony-pca", {"integrate_method": "harmony"}, check=_harmony_on_pca),
-    Combo("harmony-latent", {"integrate_method": "harmony", "integrate_harmony_on": "latent"}, check=_harmony_on_latent),
+    Combo("harmony-pca", {"integrate_harmony_on": "pca"}, check=_harmony_on_pca),
+    Combo("scalex", {"integrate_method": "scalex"}, check=_scalex_alone),
     Combo("no-umap", {"embed_umap": "false"}, check=_no_umap),
     Combo("plot-keys-without-leiden", {"embed_plot_keys": "batch,day"}, check=_plots_without_leiden),
     Combo("ambient", {"run_ambient": "true"}, check=_ambient),
     *(_skipping(branch) for branch in BRANCHES),
+    Combo("fate-guide-posterior-normal-prior", {"fate_posterior": "guide", "fate_effect_df": "0"},
+          check=_guide_posterior_normal_prior),
     Combo("mash-conservative", {"mash_mode": "conservative"}, check=_conservative_only),
     Combo("numeric-looking-strings", {"module_percentile_thresholds": "90", "module_top_n_per_target": "50"},
           check=_numeric_strings),

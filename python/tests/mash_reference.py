@@ -1,4 +1,8 @@
-"""Loaders for mashr's reference outputs in ../shared/reference/mashr (skip when absent)."""
+"""Loaders for mashr's reference outputs: ../shared/reference/mashr (skip when absent) and the 3,000 x 5
+heteroskedastic case kept as fixtures in data/mashr (made by data/mashr/make_ref.R).
+
+Every number is read with a correctly rounded parser (``float_precision="round_trip"``): the files hold
+the exact doubles mashr used, and pandas' default parser changes about half of them by an ulp."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +14,12 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REF = SHARED / "reference" / "mashr"
 DAYS = ["d0", "d2", "d4", "d6"]
+FIXTURES = Path(__file__).resolve().parent / "data" / "mashr"
+HET_FITS = ("ee_conservative", "ee_enriched", "ez_conservative", "ez_enriched")
+
+
+def read_numbers(path: Path, **kw) -> pd.DataFrame:
+    return pd.read_csv(path, float_precision="round_trip", **kw)
 
 
 def need_reference() -> Path:
@@ -19,16 +29,20 @@ def need_reference() -> Path:
 
 
 def matrix(name: str) -> np.ndarray:
-    return pd.read_csv(need_reference() / name).to_numpy(np.float64)
+    return read_numbers(need_reference() / name).to_numpy(np.float64)
 
 
 def named(name: str, col: str) -> dict[str, float]:
-    df = pd.read_csv(need_reference() / name, keep_default_na=False)
+    df = read_numbers(need_reference() / name, keep_default_na=False)
     return dict(zip(df["name"], df[col].astype(float)))
 
 
 def ulist(name: str) -> dict[str, np.ndarray]:
-    df = pd.read_csv(need_reference() / name)
+    return _long_ulist(read_numbers(need_reference() / name))
+
+
+def _long_ulist(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """covariances from the long format cov_name,i,j,value (1-based)."""
     out = {}
     for cov, g in df.groupby("cov_name", sort=False):
         R = int(g["i"].max())
@@ -60,3 +74,26 @@ def gene_table(path: Path) -> Path:
         df[f"se_{d}"] = s[:, k]
     df.to_csv(path, index=False, float_format="%.17g")
     return path
+
+
+def het_case() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(Bhat, Shat, condition names) of the heteroskedastic fixture case."""
+    b = read_numbers(FIXTURES / "het_input_Bhat.csv.gz")
+    return b.to_numpy(np.float64), het_matrix("het_input_Shat.csv.gz"), list(b.columns)
+
+
+def het_matrix(name: str) -> np.ndarray:
+    return read_numbers(FIXTURES / name).to_numpy(np.float64)
+
+
+def het_named(name: str) -> dict[str, float]:
+    df = read_numbers(FIXTURES / name, keep_default_na=False)
+    return dict(zip(df["name"], df["value"].astype(float)))
+
+
+def het_ulist(name: str) -> dict[str, np.ndarray]:
+    return _long_ulist(read_numbers(FIXTURES / name))
+
+
+def het_strong(model: str) -> np.ndarray:
+    return np.loadtxt(FIXTURES / f"het_{model}_strong_idx.txt", dtype=int) - 1

@@ -146,6 +146,7 @@ def test_cli_round_trip_projection_and_errors(sim, tmp_path):
     assert json.loads((tmp_path / "int" / "checkpoint" / "config.json").read_text())["params"]["beta"] == 1.0
     out = ad.read_h5ad(tmp_path / "int" / "cells.h5ad")
     assert out.obsm["X_latent"].shape == (ref.n_obs, 10) and "counts" in out.layers
+    assert out.obsm["X_scalex"].shape == (ref.n_obs, 10)  # the default: Harmony on the VAE's latent
     res = runner.invoke(main, ["integrate", "--input", str(tmp_path / "query.h5ad"), "--outdir", str(tmp_path / "proj"),
                                "--projection", str(tmp_path / "int"), "--impute-batch", "batch1"])
     assert res.exit_code == 0, res.output
@@ -176,6 +177,6 @@ def test_cli_round_trip_projection_and_errors(sim, tmp_path):
         assert res.exit_code == 1 and f"{folder}/checkpoint/model.pt: not a checkpoint of fatescope integrate" in res.output
         assert "Traceback" not in res.output and not (tmp_path / "bad").exists()
     res = runner.invoke(main, ["integrate", "--input", str(tmp_path / "ref.h5ad"), "--outdir", str(tmp_path / "h"),
-                               "--method", "harmony", "--n-top-features", "400", "--n-pcs", "20"])
+                               "--harmony-on", "pca", "--n-top-features", "400", "--n-pcs", "20"])
     assert res.exit_code == 0, res.output
     assert ad.read_h5ad(tmp_path / "h" / "cells.h5ad").obsm["X_latent"].shape == (ref.n_obs, 20)

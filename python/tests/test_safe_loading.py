@@ -59,7 +59,7 @@ def test_diagnostics_refuses_a_crafted_or_foreign_model(tmp_path):
 def test_an_old_pickled_format_is_refused_with_its_name(tmp_path):
     path = tmp_path / "old.pt"
     torch.save({"format": "fatescope.fate-model/1", "param_store": {}}, path)
-    with pytest.raises(InputError, match="format 'fatescope.fate-model/1', expected 'fatescope.fate-model/2'"):
+    with pytest.raises(InputError, match="format 'fatescope.fate-model/1', expected 'fatescope.fate-model/3'"):
         checkpoint.read(path)
 
 

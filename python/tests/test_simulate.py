@@ -375,3 +375,22 @@ def test_peak_memory_follows_sample_size_not_total(tmp_path):
         nnz.append(int(pd.read_parquet(outdir / "truth" / "cells.parquet")["n_genes_detected"].sum()))
     extra_counts_bytes = 8 * (nnz[1] - nnz[0])  # float32 values + int32 indices of the extra cells
     assert peaks[1] - peaks[0] < 0.5 * extra_counts_bytes, (peaks, extra_counts_bytes)
+
+
+# --- the independent fate-effect generator ---------------------------------------------------------------------------
+
+def test_alt_effects_generator_is_seeded_and_consistent():
+    from fatescope.fate.encoding import encode
+    from fatescope.simulate.alt_effects import AltParams, alt_simulation
+    p = AltParams(seed=3, n_cells=600, n_genes=20, n_ntc_guides=6)
+    adata, truth = alt_simulation(p)
+    again, truth2 = alt_simulation(p)
+    assert (adata.obsm["guides"] != again.obsm["guides"]).nnz == 0 and truth.equals(truth2)
+    probs = adata.obsm["fate_probs"]
+    assert np.allclose(probs.sum(1), 1) and (probs > 0).all()
+    assert adata.obsm["guides"].getnnz(axis=1).max() <= p.kmax
+    per_gene = truth.groupby(["gene", "fate"])["theta"].apply(lambda t: (t != 0).any())
+    assert per_gene.groupby(level="gene").any().sum() == round(p.frac_hit_genes * p.n_genes)
+    assert (truth["is_hit"] == (truth["theta"].abs() >= 0.2)).all()
+    enc = encode(adata, None)  # the fate model reads it as it is
+    assert enc.n_genes == p.n_genes and enc.fates[0] == "EC"

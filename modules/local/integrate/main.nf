@@ -1,5 +1,6 @@
 /*
- * INTEGRATE: `fatescope integrate` -- the SCALEX-style VAE (or Harmony) on the cells' counts:
+ * INTEGRATE: `fatescope integrate` -- the SCALEX-style VAE then Harmony on its latent (default), the
+ * VAE alone or Harmony on PCA, on the cells' counts:
  * obsm["X_latent"] in integrate/cells.h5ad, the model checkpoint (integrate/checkpoint/, reusable
  * with params.integrate_projection; absent for Harmony on PCA, which has no model) and a run
  * summary (docs/cells.md).

@@ -37,6 +37,7 @@ class ScalexParams:
     lr: float = 2e-4
     weight_decay: float = 5e-4
     max_iteration: int = 30000
+    max_epochs: int = 400  # small data sets overfit over thousands of epochs (CellBench T2: 4,286 at 30,000)
     patience: int = 10
     beta: float = 0.5
     transform_norm: str = "batch"  # encoder batch norm at transform: per-batch statistics or running
@@ -99,8 +100,8 @@ class _Rows:
 
 def train(data: Prepared, domains: list[str], params: ScalexParams, device: torch.device) -> tuple[ScalexVAE, dict]:
     """Fit the VAE as SCALEX does: epochs of shuffled minibatches (last partial one dropped),
-    ceil(max_iteration / minibatches per epoch) epochs, early stopping on the epoch loss with
-    ``patience`` epochs, best weights restored."""
+    ceil(max_iteration / minibatches per epoch) epochs but at most ``max_epochs``, early stopping on
+    the epoch loss with ``patience`` epochs, best weights restored."""
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     codes = torch.from_numpy(pd.Categorical(data.batches, categories=domains).codes.astype(np.int64)).to(device)
@@ -110,7 +111,7 @@ def train(data: Prepared, domains: list[str], params: ScalexParams, device: torc
     n = data.X.shape[0]
     bs = min(params.batch_size, n)
     per_epoch = max(n // bs, 1)
-    n_epochs = int(np.ceil(params.max_iteration / per_epoch))
+    n_epochs = min(int(np.ceil(params.max_iteration / per_epoch)), params.max_epochs)
     best, best_state, wait, history = np.inf, None, 0, []
     model.train()
     bar = progress_bar(n_epochs, desc="integrate: epochs")

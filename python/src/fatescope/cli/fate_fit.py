@@ -77,9 +77,9 @@ def write_outputs(tmp: Path, post, result, enc, primary_fate: str) -> dict:
 def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_steps: int = 30000, min_steps: int = 3000,
         batch_size: int = 8192, lr: float = 0.01, lr_final_factor: float = 0.1, clip_norm: float = 10.0,
         plateau_window: int = 500, plateau_rel_tol: float = 2e-4, plateau_patience: int = 2, num_draws: int = 1000,
-        guide: str = "structured", rank: int | None = None, likelihood_weight: float | None = None,
+        guide: str = "structured", rank: int | None = None, posterior: str = "laplace", likelihood_weight: float | None = None,
         s_alpha: float = 2.0, s_rep: float = 0.5, s_gamma: float = 0.5, s_tau: float = 1.0, s_time: float = 0.5,
-        s_guide: float = 0.3, k_max: int = 20, fate_names: str | None = None, reference_fate: str = "EC",
+        s_guide: float = 0.3, effect_df: float = 3.0, k_max: int = 20, fate_names: str | None = None, reference_fate: str = "EC",
         primary_fate: str = "MES", guide_key: str = "guides", fate_prob_key: str = "fate_probs", day_key: str = "day",
         rep_key: str = "replicate", day_order: str | None = None, renormalize: bool = False,
         missing_fate_probs: str = "error", seed: int = 0, device: str = "auto", threads: int = 0) -> Path:
@@ -97,10 +97,10 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
     del adata
     if primary_fate not in enc.fates[1:]:
         raise InputError(f"{input}: primary fate {primary_fate!r} is not a non-reference fate {enc.fates[1:]}")
-    priors = Priors(s_alpha, s_rep, s_gamma, s_tau, s_time, s_guide)
+    priors = Priors(s_alpha, s_rep, s_gamma, s_tau, s_time, s_guide, effect_df)
     config = FitConfig(num_steps=num_steps, min_steps=min_steps, batch_size=batch_size, lr=lr, lr_final_factor=lr_final_factor,
                        clip_norm=clip_norm, plateau_window=plateau_window, plateau_rel_tol=plateau_rel_tol,
-                       plateau_patience=plateau_patience, guide=guide, rank=rank, likelihood_weight=likelihood_weight,
+                       plateau_patience=plateau_patience, guide=guide, rank=rank, posterior=posterior, likelihood_weight=likelihood_weight,
                        seed=seed, device=device)
     result = fit(enc, priors, config)
     post = summarise(result.guide, result.model.data, enc, num_draws=num_draws, seed=seed)
@@ -133,6 +133,9 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
 @click.option("--guide", default="structured", type=click.Choice(["block-lowrank", "structured", "map-meanfield", "meanfield", "lowrank"]),
               help="Variational family: structured = MAP scales + per-gene day x fate normal blocks (calibrated; see docs/fate.md).")
 @click.option("--rank", default=None, type=click.IntRange(min=1), help="Rank of --guide lowrank [default: pyro's, ~sqrt(#latents)].")
+@click.option("--posterior", default="laplace", type=click.Choice(["laplace", "guide"]),
+              help="Posterior sds: laplace = joint Laplace covariance of all effects around the guide's mean "
+                   "(calibrated; see docs/fate.md); guide = the variational guide's own.")
 @click.option("--likelihood-weight", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Weight w of the soft-label cross-entropy [default: estimated from the residual dispersion, see docs/fate.md].")
 @click.option("--s-alpha", default=2.0, type=click.FloatRange(min=0, min_open=True), help="Prior sd of the day intercepts alpha.")
@@ -141,6 +144,8 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
 @click.option("--s-tau", default=1.0, type=click.FloatRange(min=0, min_open=True), help="HalfNormal scale of tau (day-0 effect scale).")
 @click.option("--s-time", default=0.5, type=click.FloatRange(min=0, min_open=True), help="HalfNormal scale of the per-interval sigma_time.")
 @click.option("--s-guide", default=0.3, type=click.FloatRange(min=0, min_open=True), help="HalfNormal scale of sigma_guide.")
+@click.option("--effect-df", default=3.0, type=click.FloatRange(min=0),
+              help="Degrees of freedom of the multivariate t prior of each gene x fate's effects over days (0 = Normal).")
 @click.option("--k-max", default=20, type=click.IntRange(min=1), help="Cells with more detected guides are dropped (count reported).")
 @click.option("--fate-names", default=None, help="Comma-separated fate columns [default: the AnnData's uns fate_names].")
 @click.option("--reference-fate", default="EC", help="Reference fate (its logit is 0).")

@@ -1,4 +1,4 @@
-"""``fatescope integrate``: SCALEX-style VAE (default) or Harmony; online projection into a saved model."""
+"""``fatescope integrate``: SCALEX-style VAE, Harmony on its latent (default) or on PCA; online projection into a saved model."""
 from __future__ import annotations
 
 import json
@@ -74,19 +74,19 @@ def _project(adata, layer, batch_key, projection, device, chunk_size, impute_bat
     return latent, model, data, domains, info, imputed, params
 
 
-def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key: str = "batch", layer: str = "auto",
+def run(input: str, outdir: str = "integrate", method: str = "harmony", batch_key: str = "batch", layer: str = "auto",
         n_top_features: int = 2000, target_sum: float = 1e4, scale: str = "batch", hidden: int = 1024, latent_dim: int = 10,
         batch_size: int = 64, lr: float = 2e-4, weight_decay: float = 5e-4, kl_weight: float = 0.5,
-        max_iteration: int = 30000,
+        max_iteration: int = 30000, max_epochs: int = 400,
         patience: int = 10, transform_norm: str = "batch", chunk_size: int = 20000, seed: int = 124,
         device: str = "auto", projection: str | None = None, repeat: bool = False, impute_batch: str | None = None,
-        harmony_on: str = "pca", n_pcs: int = 50, harmony_theta: float = 2.0, threads: int = 0) -> Path:
+        harmony_on: str = "latent", n_pcs: int = 50, harmony_theta: float = 2.0, threads: int = 0) -> Path:
     set_threads(threads)
     dev = resolve_device(device)
     adata, layer = read_cells(input, batch_key, layer)
     params = ScalexParams(n_top_features=n_top_features, target_sum=target_sum, scale=scale, n_hidden=hidden,
                           n_latent=latent_dim, batch_size=batch_size, lr=lr, weight_decay=weight_decay, beta=kl_weight,
-                          max_iteration=max_iteration, patience=patience, transform_norm=transform_norm,
+                          max_iteration=max_iteration, max_epochs=max_epochs, patience=patience, transform_norm=transform_norm,
                           chunk_size=chunk_size, seed=seed)
     model = data = imputed = None
     info: dict = {"method": method, "layer": layer, "device": str(dev)}
@@ -141,11 +141,14 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
 
 
 @stage_command("integrate", help="Integrate batches: SCALEX-style VAE (batch-free encoder, domain-specific batch norm "
-                                 "decoder) or Harmony; latent in obsm['X_latent'], checkpoint in checkpoint/. With "
-                                 "--projection, new batches are mapped into a saved model without retraining.")
+                                 "decoder), by default followed by Harmony on its latent, or Harmony on PCA; latent in "
+                                 "obsm['X_latent'], checkpoint in checkpoint/. With --projection, new batches are mapped "
+                                 "into a saved model without retraining.")
 @click.option("--input", required=True, type=click.Path(dir_okay=False), help="cells.h5ad of the qc or ambient stage (raw counts in layers).")
 @outdir_option("integrate")
-@click.option("--method", default="scalex", type=click.Choice(["scalex", "harmony"]), help="Integration method.")
+@click.option("--method", default="harmony", type=click.Choice(["scalex", "harmony"]),
+              help="harmony: Harmony on the VAE's latent (--harmony-on latent, the best on every benchmark task) or on "
+                   "PCA; scalex: the VAE's latent alone.")
 @click.option("--batch-key", default="batch", help="obs column holding the batch of each cell.")
 @click.option("--layer", default="auto", help="Counts layer; auto = 'decontaminated' when present, else 'counts'.")
 @click.option("--n-top-features", default=2000, type=click.IntRange(min=10), help="Highly variable genes (batch-aware Seurat rule).")
@@ -159,6 +162,8 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
 @click.option("--kl-weight", default=0.5, type=click.FloatRange(min=0),
               help="Weight of the KL term in the loss (SCALEX: 0.5; 1.0 = the standard ELBO).")
 @click.option("--max-iteration", default=30000, type=click.IntRange(min=1), help="Maximum minibatch iterations.")
+@click.option("--max-epochs", default=400, type=click.IntRange(min=1),
+              help="Maximum passes over the cells, whichever limit comes first (small data sets overfit over thousands).")
 @click.option("--patience", default=10, type=click.IntRange(min=1), help="Early stopping: epochs without a lower loss.")
 @click.option("--transform-norm", default="batch", type=click.Choice(["batch", "running"]),
               help="Encoder batch norm at transform: each batch's own statistics (SCALEX) or the running averages.")
@@ -172,7 +177,7 @@ def run(input: str, outdir: str = "integrate", method: str = "scalex", batch_key
 @click.option("--impute-batch", "impute_batch", default=None,
               help="Write obsm['X_impute'] (HVGs in uns['impute_genes']): expression decoded through this batch's "
                    "decoder [default: none].")
-@click.option("--harmony-on", default="pca", type=click.Choice(["pca", "latent"]),
+@click.option("--harmony-on", default="latent", type=click.Choice(["pca", "latent"]),
               help="--method harmony: correct the PCA of the HVGs, or the latent of the VAE this run trains first "
                    "(kept in obsm['X_scalex']; its checkpoint is saved).")
 @click.option("--n-pcs", default=50, type=click.IntRange(min=2), help="PCs for --method harmony --harmony-on pca.")

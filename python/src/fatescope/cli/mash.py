@@ -122,7 +122,8 @@ def run(input: tuple[str, ...] | list[str], outdir: str = "mash", mode: str | tu
                   z_thresh=z_thresh, gridmult=gridmult, prior=prior, nullweight=nullweight, strong_lfsr=strong_lfsr,
                   npc=npc, ed_tol=ed_tol, pi_thresh=pi_thresh, fit_max_effects=fit_max_effects, seed=seed, device=device)
     written = []
-    with staged_output(outdir, "mash", params, PACKAGES) as tmp:
+    r_versions = {k: v for _, _, res in results.values() for k, v in res.info.get("versions", {}).items()}
+    with staged_output(outdir, "mash", params, PACKAGES, r_versions) as tmp:
         for (kind, m), (path, table, res) in results.items():
             csv_name, json_name = output_names(kind, m)
             post = res.posterior

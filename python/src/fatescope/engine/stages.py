@@ -142,8 +142,8 @@ def mash_outputs(paths: RunPaths) -> tuple[str, ...]:
 
 
 def integrate_outputs(paths: RunPaths) -> tuple[str, ...]:
-    has_model = writes_checkpoint(paths.params.get("integrate_method", "scalex"),
-                                  paths.params.get("integrate_harmony_on", "pca"), paths.params.get("integrate_projection"))
+    has_model = writes_checkpoint(paths.params.get("integrate_method", "harmony"),
+                                  paths.params.get("integrate_harmony_on", "latent"), paths.params.get("integrate_projection"))
     return ("cells.h5ad", "integrate.json") + (("checkpoint",) if has_model else ())
 
 

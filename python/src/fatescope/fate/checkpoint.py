@@ -17,9 +17,12 @@ from ..errors import InputError
 from .encoding import Encoding
 from .fit import FitConfig, FitResult
 from .guides import make_guide
+from .laplace import PARAM as LAPLACE_PARAM
+from .laplace import LaplaceGuide
 from .model import FateData, FateModel, Priors
 
-FORMAT = "fatescope.fate-model/2"
+FORMAT = "fatescope.fate-model/3"  # /3 adds the Laplace precision factor (laplace.precision_tril)
+READABLE = (FORMAT, "fatescope.fate-model/2")  # /2: no Laplace factor; draws come from the guide
 # the constraints pyro params of our guides can carry, by name
 CONSTRAINTS = {name: getattr(constraints, name) for name in
                ("real", "positive", "softplus_positive", "lower_cholesky", "softplus_lower_cholesky",
@@ -74,7 +77,7 @@ def read(path, device: str = "cpu") -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: not a fatescope fate-model checkpoint, or one holding code objects, which are "
                          f"never loaded (expected {expected}; {first[:200]})") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+    if not isinstance(ck, dict) or ck.get("format") not in READABLE:
         found = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
         raise InputError(f"{path}: not a fatescope fate-model checkpoint (format {found!r}, expected {FORMAT!r})")
     unknown = sorted(set(ck["constraints"].values()) - set(CONSTRAINTS))
@@ -106,4 +109,6 @@ def load(path, device: str = "cpu") -> tuple[FateModel, object, Encoding]:
     guide = make_guide(model, config.guide, config.rank)
     if config.guide in ("meanfield", "lowrank"):
         guide.guide._setup_prototype()  # noqa: SLF001 - autoguides build their sites from a model trace
+    if LAPLACE_PARAM in ck["params"]:
+        guide = LaplaceGuide(model, guide)
     return model, guide, enc

@@ -37,6 +37,7 @@ class FitConfig:
     final_lr_drop: float = 0.1      # at the plateau, lr is multiplied by this and training goes on to a new plateau
     guide: str = "structured"
     rank: int | None = None
+    posterior: str = "laplace"      # laplace: joint Laplace covariance around the guide's mean; guide: the guide itself
     likelihood_weight: float | None = None  # None = estimated (quasi-likelihood dispersion)
     seed: int = 0
     device: str = "auto"
@@ -130,6 +131,9 @@ def plateau_reached(window_means: list[float], rel_tol: float, patience: int) ->
 
 def fit(enc: Encoding, priors: Priors = Priors(), config: FitConfig = FitConfig(), use_guides: bool = True) -> FitResult:
     """Fit the model to an encoding; deterministic for a fixed seed on one device."""
+    from .guides import POSTERIORS
+    if config.posterior not in POSTERIORS:
+        raise ValueError(f"unknown posterior {config.posterior!r}; expected one of {POSTERIORS}")
     device = resolve_device(config.device)
     pyro.clear_param_store()
     pyro.set_rng_seed(config.seed)
@@ -171,7 +175,25 @@ def fit(enc: Encoding, priors: Priors = Priors(), config: FitConfig = FitConfig(
                  float(np.mean(losses[-config.plateau_window:])))
     result.losses, result.steps, result.plateau_step = np.asarray(losses), steps, plateau
     result.likelihood_weight, result.seconds = model.w, seconds
+    if config.posterior == "laplace" and use_guides:
+        result.guide = laplace_posterior(model, guide, result.notes)
     return result
+
+
+def laplace_posterior(model: FateModel, guide, notes: dict):
+    """The Laplace posterior around the guide's mean, or the guide itself when P x P is too large."""
+    from .laplace import MAX_LATENTS, LaplaceGuide, n_latents
+    size = n_latents(model.data)
+    if size > MAX_LATENTS:
+        log.warning("fate-fit: %d latent effects exceed the Laplace limit %d; posterior sds come from the "
+                    "variational guide (less well calibrated, see docs/fate.md)", size, MAX_LATENTS)
+        notes["posterior"] = "guide"
+        return guide
+    start = time.perf_counter()
+    out = LaplaceGuide(model, guide).fit()
+    notes["posterior"] = "laplace"  # no timing in notes: fit_summary.json is compared bit for bit across runs
+    log.info("fate-fit: joint Laplace posterior over %d latent effects (%.1f s)", size, time.perf_counter() - start)
+    return out
 
 
 def scale_learning_rate(optim: ClippedAdam, factor: float) -> None:

@@ -20,6 +20,7 @@ from torch.distributions.transforms import ReshapeTransform
 from .model import FateModel
 
 GUIDES = ("block-lowrank", "structured", "map-meanfield", "meanfield", "lowrank")
+POSTERIORS = ("laplace", "guide")
 SCALE_SITES = ("tau", "sigma_time", "sigma_guide")
 
 

@@ -25,6 +25,7 @@ class Priors:
     s_tau: float = 1.0
     s_time: float = 0.5
     s_guide: float = 0.3
+    effect_df: float = 3.0  # df of the t priors of z (per gene x fate) and u (0 = the spec's Normal(0, 1))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +134,29 @@ def _normal(scale: float, shape, device) -> dist.Distribution:
     return dist.Normal(torch.zeros(shape, device=device), scale).to_event(len(shape))
 
 
+def effect_prior(df: float, shape, device) -> dist.Distribution:
+    """Prior of z (L, F, D): Normal(0, 1), or with df > 0 a multivariate t over the D days of each gene x fate.
+
+    The t is a Normal scale mixture with one scale per gene and fate (lambda^2 ~ InvGamma(df/2, df/2),
+    integrated out): a gene with a large effect is barely shrunk, while the many null genes still
+    pull the shared scales tau and sigma_time down. With a Normal prior those shared scales are
+    the mean square over all genes, so a sparse truth shrinks every real effect toward zero.
+    """
+    if df <= 0:
+        return _normal(1.0, shape, device)
+    n_days = shape[-1]
+    return dist.MultivariateStudentT(torch.tensor(float(df), device=device), torch.zeros(shape, device=device),
+                                     torch.eye(n_days, device=device)).to_event(len(shape) - 1)
+
+
+def deviation_prior(df: float, shape, device) -> dist.Distribution:
+    """Prior of u (G, F): Normal(0, 1), or with df > 0 a Student t, for the same reason as ``effect_prior``:
+    sigma_guide is shared by all genes, and null genes whose guides all do nothing pull it toward 0."""
+    if df <= 0:
+        return _normal(1.0, shape, device)
+    return dist.StudentT(torch.full(shape, float(df), device=device), 0.0, 1.0).to_event(len(shape))
+
+
 class FateModel:
     """Callable pyro model; ``batch`` is a LongTensor of cell indices (or None for all cells)."""
 
@@ -151,8 +175,8 @@ class FateModel:
             out["tau"] = pyro.sample("tau", _half_normal(p.s_tau, (F,), dev))
             out["sigma_time"] = pyro.sample("sigma_time", _half_normal(p.s_time, (F, D - 1), dev))
             out["sigma_guide"] = pyro.sample("sigma_guide", _half_normal(p.s_guide, (F,), dev))
-            out["z"] = pyro.sample("z", _normal(1.0, (L, F, D), dev))
-            out["u"] = pyro.sample("u", _normal(1.0, (G, F), dev))
+            out["z"] = pyro.sample("z", effect_prior(p.effect_df, (L, F, D), dev))
+            out["u"] = pyro.sample("u", deviation_prior(p.effect_df, (G, F), dev))
         return out
 
     def __call__(self, batch: torch.Tensor | None = None) -> None:

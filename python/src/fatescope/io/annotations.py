@@ -17,7 +17,8 @@ FALSE_WORDS = {"false", "f", "no", "n", "0", ""}
 def _read_table(path: Path) -> pd.DataFrame:
     sep = "\t" if ".tsv" in path.suffixes else ","
     try:
-        return pd.read_csv(path, sep=sep, dtype={"cell": str, "guide": str, "guide_name": str, "gene_name": str})
+        return pd.read_csv(path, sep=sep, dtype={"cell": str, "guide": str, "guide_name": str, "gene_name": str},
+                           float_precision="round_trip")
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: could not read table: {exc}") from exc
 

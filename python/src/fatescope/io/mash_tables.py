@@ -6,6 +6,7 @@ Input (from the fate stage): ``gene, betahat_<day>..., se_<day>...`` or
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -45,8 +46,29 @@ def day_columns(columns: list[str], prefix: str) -> list[str]:
     return [c[len(prefix):] for c in columns if c.startswith(prefix)]
 
 
+def _parse_float(text: str) -> float:
+    """Correctly rounded decimal -> double (Python's parser); NaN where the text is not a plain number."""
+    if "_" in text:              # float() accepts digit separators ("1_0"); a table value with one is an error
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def exact_floats(values: pd.DataFrame) -> np.ndarray:
+    """The numbers in a string table, each the double nearest its decimal text.
+
+    pandas' own CSV and ``to_numeric`` parsers are not correctly rounded (7,135 of 15,000 17-digit
+    values came out 1 ulp off, up to 1.3e-13 relative), and mashr's enriched fit moves by 1e-2 under
+    such changes; with this both engines fit the same bits R's ``read.csv`` produces.
+    """
+    text = values.to_numpy(dtype=object)
+    return np.vectorize(_parse_float, otypes=[np.float64])(text) if text.size else np.zeros(text.shape)
+
+
 def _numeric(df: pd.DataFrame, cols: list[str], path, ids: pd.Series) -> np.ndarray:
-    out = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    out = exact_floats(df[cols])
     bad = np.argwhere(~np.isfinite(out))
     if len(bad):
         problems = [f"row {r + 1} ({ids.iloc[r]!r}), column {cols[c]!r}: {df[cols[c]].iloc[r]!r} is not a finite number"

@@ -33,10 +33,12 @@ def package_versions(packages: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def versions_yml(process: str, packages: Iterable[str]) -> str:
-    """nf-core style versions.yml text: ``"FATESCOPE:<PROCESS>": {tool: version}``."""
+def versions_yml(process: str, packages: Iterable[str], extra: dict[str, str] | None = None) -> str:
+    """nf-core style versions.yml text: ``"FATESCOPE:<PROCESS>": {tool: version}``; ``extra``: tools that are not
+    Python packages (e.g. R and mashr behind ``mash --engine r``)."""
     # the Nextflow process name: fate-fit -> FATE_FIT
-    return yaml.safe_dump({f"FATESCOPE:{process.upper().replace('-', '_')}": package_versions(packages)}, sort_keys=False)
+    tools = {**package_versions(packages), **(extra or {})}
+    return yaml.safe_dump({f"FATESCOPE:{process.upper().replace('-', '_')}": tools}, sort_keys=False)
 
 
 def _jsonable(value):
@@ -50,7 +52,8 @@ def _jsonable(value):
 
 
 @contextlib.contextmanager
-def staged_output(outdir: str | os.PathLike, stage: str, params: dict, packages: Iterable[str] = ()) -> Iterator[Path]:
+def staged_output(outdir: str | os.PathLike, stage: str, params: dict, packages: Iterable[str] = (),
+                  extra_versions: dict[str, str] | None = None) -> Iterator[Path]:
     """Yield a temporary folder; on success move its files into ``outdir`` with provenance.
 
     On any exception the temporary folder is removed and ``outdir`` is left as it was.
@@ -65,7 +68,7 @@ def staged_output(outdir: str | os.PathLike, stage: str, params: dict, packages:
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the published folder should look like any other
     try:
         yield tmp
-        (tmp / "versions.yml").write_text(versions_yml(stage, packages))
+        (tmp / "versions.yml").write_text(versions_yml(stage, packages, extra_versions))
         (tmp / "params.yaml").write_text(yaml.safe_dump(_jsonable(dict(params)), sort_keys=True))
         (tmp / "command.txt").write_text(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) + "\n")
         _publish(tmp, outdir)

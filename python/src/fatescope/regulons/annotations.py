@@ -10,6 +10,8 @@ Two layouts:
 
 Output: one row per (tf, motif) with ``qvalue``, ``identity``, ``annotation``; where a pair has
 several rows, the best one is kept (lowest q-value, then highest identity), as ctxcore keeps it.
+``listed`` counts the rows the pair had after the filter: pySCENIC orders its enriched rows
+differently when any pair is listed twice (see ``prune.pyscenic_row_pairs``).
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def read_motif_annotations(path: str | Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path}: not a tab-separated motif annotation table ({exc})") from exc
     if set(TBL_COLUMNS) <= set(head):
-        raw = pd.read_csv(path, sep="\t", usecols=list(TBL_COLUMNS), dtype={"#motif_id": str, "gene_name": str})
+        raw = pd.read_csv(path, sep="\t", usecols=list(TBL_COLUMNS), dtype={"#motif_id": str, "gene_name": str},
+                          float_precision="round_trip")
         table = pd.DataFrame({"tf": raw["gene_name"], "motif": raw["#motif_id"],
                               "qvalue": pd.to_numeric(raw["motif_similarity_qvalue"], errors="coerce"),
                               "identity": pd.to_numeric(raw["orthologous_identity"], errors="coerce"),
@@ -66,5 +69,6 @@ def filter_annotations(table: pd.DataFrame, motif_similarity_fdr: float = 0.001,
     """Keep q-value <= fdr and identity >= threshold; one row per (tf, motif), the best one."""
     keep = (table["qvalue"] <= motif_similarity_fdr) & (table["identity"] >= orthologous_identity)
     kept = table[keep].sort_values(["qvalue", "identity"], ascending=[False, True], kind="stable")
+    kept = kept.assign(listed=kept.groupby(["tf", "motif"], sort=False)["motif"].transform("size"))
     kept = kept[~kept.duplicated(["tf", "motif"], keep="last")]
     return kept.sort_values(["tf", "motif"], kind="stable").reset_index(drop=True)

@@ -3,7 +3,8 @@
 Per database and module: genes absent from the database are dropped and the module is skipped when
 20% or more are absent; AUC and NES over every motif (``recovery``); motifs with NES >= threshold
 that are annotated to the module's TF (after the q-value / identity filter) are kept, each with its
-RankAtMax and leading-edge targets (weights = the module's GRN importances). A TF's regulon is the
+RankAtMax and leading-edge targets (weights = the module's GRN importances), paired with recovery
+curves as pySCENIC 0.12.1 pairs them (``pyscenic_row_pairs``). A TF's regulon is the
 union of the leading edges of its enriched motifs over its modules (maximum weight per gene);
 across databases 'union' merges them the same way, 'best' keeps the database whose best motif has
 the highest NES.
@@ -61,10 +62,28 @@ def annotation_lookup(annotations: pd.DataFrame) -> dict[str, dict[str, tuple]]:
     return out
 
 
+def pyscenic_row_pairs(enriched: np.ndarray, motifs: np.ndarray, tf_ann: dict, by_name: bool) -> list[tuple[int, int]]:
+    """(motif reported, motif whose recovery curve and ranks give its leading edge), as pySCENIC 0.12.1 pairs them.
+
+    pySCENIC merges the enriched motifs (database order) with the annotations; pandas 1.5 returns the
+    merge sorted by motif name instead when the annotation table lists some (TF, motif) pair twice
+    (``by_name``). It then sorts the rows by q-value descending, identity ascending (stable; unannotated
+    last) but takes the curves of the first k enriched motifs in database order (k = number annotated)
+    and assigns them to the sorted rows by position. See docs/regulons.md.
+    """
+    annotated = [m for m in enriched if motifs[m] in tf_ann]
+    if by_name:
+        annotated.sort(key=lambda m: motifs[m])
+    ranked = sorted(annotated, key=lambda m: (-tf_ann[motifs[m]][0], tf_ann[motifs[m]][1]))
+    return list(zip(ranked, enriched[:len(ranked)].tolist()))
+
+
 def prune_database(db: RankingDB, gene_sets, annotations: pd.DataFrame, params: PruneParams) -> tuple[pd.DataFrame, list[str]]:
-    """Enriched, annotated motifs with leading edges for every module on one database."""
+    """Enriched, annotated motifs with leading edges for every module on one database (``annotations``:
+    the output of ``annotations.filter_annotations``)."""
     cutoff = rc.rank_cutoff(params.auc_threshold, db.n_genes, params.rank_threshold)
-    ann = annotations if isinstance(annotations, dict) else annotation_lookup(annotations)
+    ann = annotation_lookup(annotations)
+    by_name = bool((annotations["listed"] > 1).any())
     all_rows = db.gene_index(np.concatenate([g for _, _, g, _ in gene_sets])) if gene_sets else np.empty(0, int)
     bounds = np.cumsum([0] + [len(g) for _, _, g, _ in gene_sets])
     skipped, scored = [], []
@@ -81,15 +100,15 @@ def prune_database(db: RankingDB, gene_sets, annotations: pd.DataFrame, params: 
     out = []
     for (name, tf, genes, weights, present, rows, rec_w), auc in zip(scored, auc_rows):
         tf_ann, nes = ann[tf], rc.nes(auc)
-        hit = [m for m in np.flatnonzero(nes >= params.nes_threshold) if db.motifs[m] in tf_ann]
-        if not hit:
+        pairs = pyscenic_row_pairs(np.flatnonzero(nes >= params.nes_threshold), db.motifs, tf_ann, by_name)
+        if not pairs:
             continue
         ranks = db.ranks[rows]
         avg2std = rc.avg2std_curve(ranks, rec_w, params.rank_threshold)
         kept_genes, kept_w = genes[present], weights[present]
-        for m in hit:
-            rank_at_max, mask = rc.leading_edge(ranks[:, m], rec_w, avg2std)
-            order = np.argsort(ranks[mask, m], kind="stable")
+        for m, src in pairs:
+            rank_at_max, mask = rc.leading_edge(ranks[:, src], rec_w, avg2std)
+            order = np.argsort(ranks[mask, src], kind="stable")
             q, ident, text = tf_ann[db.motifs[m]]
             out.append((name, tf, db.motifs[m], db.name, float(auc[m]), float(nes[m]), q, ident, text, rank_at_max,
                         int(mask.sum()), kept_genes[mask][order].tolist(), kept_w[mask][order].tolist()))

@@ -63,7 +63,7 @@ def _read(path: Path, reader):
 def _csv_with(*columns: str, **kw):
     """A CSV reader that insists on ``columns`` (the ones the report uses)."""
     def read(path: Path) -> pd.DataFrame:
-        frame = pd.read_csv(path, **kw)
+        frame = pd.read_csv(path, float_precision="round_trip", **kw)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ValueError(f"missing column(s) {', '.join(missing)}")
@@ -142,15 +142,15 @@ def collect(results: str | Path) -> RunData:
     data.params = _read(info / "params.yaml", _yaml)
     data.versions = _read(info / "versions.yml", _yaml) or _stage_versions(root, folders)
     data.trace = _read(info / "trace.tsv", _csv_with("name", sep="\t"))
-    data.samplesheet = _read(root / "validate" / "samplesheet.valid.csv", pd.read_csv)
+    data.samplesheet = _read(root / "validate" / "samplesheet.valid.csv", _csv_with())
     if data.samplesheet is None:
-        data.samplesheet = _read(root / "simulate" / "samplesheet.csv", pd.read_csv)
+        data.samplesheet = _read(root / "simulate" / "samplesheet.csv", _csv_with())
     data.qc = _read(root / "qc" / "qc_per_sample.csv", _csv_with("sample"))
     data.embedding = _embedding(root / "embed")
     data.embed_metrics = _read(root / "embed" / "metrics.json", _json)
     data.integrate_info = _read(root / "integrate" / "integrate.json", _json)
     data.aucell = _aucell(root / "aucell" / "aucell.parquet")
-    data.regulon_info = _read(root / "aucell" / "aucell_regulons.csv", pd.read_csv)
+    data.regulon_info = _read(root / "aucell" / "aucell_regulons.csv", _csv_with())
     data.fates = _read(root / "fate" / "fit_summary.json", _json) or {}
     data.mash = _mash_tables(root / "mash", data.fates) if (root / "mash").is_dir() else {}
     data.hits = _read(root / "rank" / "hits_ranked.csv", _csv_with("rank", "gene", "hit_anyday"))

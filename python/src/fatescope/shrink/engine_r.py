@@ -1,8 +1,11 @@
 """The R mashr backend behind the same interface as the Python engine (``--engine r``).
 
 Runs mashr through ``Rscript`` (as in the r-mashr container): the same modes, settings and outputs.
-Numbers cross the boundary as CSV with 17 significant digits. fixg reuse and the fit-on-a-subset
-path are Python-engine features; the R engine fits on every effect.
+Matrices cross the boundary as raw little-endian doubles (``readBin``/``writeBin``), so mashr sees
+exactly the bits the Python engine sees: on issue 14's case a 1e-13 change of the input (pandas'
+default CSV parser) moved mashr's enriched posteriors by 1e-2. The R, mashr, ashr and
+mixsqp versions come back with the fit. fixg reuse and the fit-on-a-subset path are Python-engine
+features; the R engine fits on every effect.
 """
 from __future__ import annotations
 
@@ -27,8 +30,10 @@ args = commandArgs(trailingOnly = TRUE); d = args[1]
 p = read.csv(file.path(d, "settings.csv"), stringsAsFactors = FALSE)
 s = setNames(as.list(p$value), p$name)
 num = function(k) as.numeric(s[[k]]); flag = function(k) identical(s[[k]], "TRUE")
-Bhat = as.matrix(read.csv(file.path(d, "bhat.csv"), check.names = FALSE))
-Shat = as.matrix(read.csv(file.path(d, "shat.csv"), check.names = FALSE))
+conds = readLines(file.path(d, "conditions.txt")); J = as.integer(s$n_effects)
+rd = function(name) matrix(readBin(file.path(d, name), "double", J * length(conds), 8, endian = "little"), J,
+                           dimnames = list(NULL, conds))
+Bhat = rd("bhat.bin"); Shat = rd("shat.bin")
 data = mash_set_data(Bhat, Shat, alpha = num("alpha"))
 Vdesc = "identity"
 if (flag("estimate_v")) {
@@ -46,14 +51,15 @@ if (s$mode == "enriched") {
 }
 m = mash(data, U, gridmult = num("gridmult"), normalizeU = flag("normalize"), usepointmass = flag("usepointmass"),
          prior = s$prior, nullweight = num("nullweight"), pi_thresh = num("pi_thresh"), verbose = FALSE)
-f = function(x) sprintf("%.17g", x)
-w = function(M, name) write.csv(matrix(f(M), nrow = nrow(M)), file.path(d, name), row.names = FALSE, quote = FALSE)
-w(get_pm(m), "pm.csv"); w(get_psd(m), "psd.csv"); w(get_lfsr(m), "lfsr.csv"); w(data$V, "V.csv")
+w = function(x, name) writeBin(as.double(x), file.path(d, name), 8, endian = "little")   # column-major
+w(get_pm(m), "pm.bin"); w(get_psd(m), "psd.bin"); w(get_lfsr(m), "lfsr.bin"); w(data$V, "V.bin")
 g = get_fitted_g(m)
-write.csv(data.frame(grid = f(g$grid)), file.path(d, "grid.csv"), row.names = FALSE, quote = FALSE)
-write.csv(data.frame(pi = f(g$pi)), file.path(d, "pi.csv"), row.names = FALSE, quote = FALSE)
-for (nm in names(g$Ulist)) w(g$Ulist[[nm]], paste0("U_", length(list.files(d, "^U_")), ".csv"))
-writeLines(c(f(get_loglik(m)), Vdesc, as.character(n_strong), names(g$Ulist)), file.path(d, "meta.txt"))
+w(g$grid, "grid.bin"); w(g$pi, "pi.bin"); w(get_loglik(m), "loglik.bin")
+for (i in seq_along(g$Ulist)) w(g$Ulist[[i]], paste0("U_", i - 1, ".bin"))
+pk = c("mashr", "ashr", "mixsqp")
+pv = sapply(pk, function(p) utils::packageDescription(p)$Version)
+writeLines(c(paste0("R=", R.version$major, ".", R.version$minor), paste0(pk, "=", pv)), file.path(d, "versions.txt"))
+writeLines(c(Vdesc, as.character(n_strong), names(g$Ulist)), file.path(d, "meta.txt"))
 """
 
 
@@ -68,6 +74,13 @@ def r_available() -> tuple[bool, str]:
     return True, ""
 
 
+def _r_value(v) -> str:
+    """A setting as R reads it back exactly: TRUE/FALSE, floats in hexadecimal (as.numeric parses 0x1.8p+1)."""
+    if isinstance(v, bool):
+        return str(v).upper()
+    return v.hex() if isinstance(v, float) else str(v)
+
+
 def run_mash_r(bhat: np.ndarray, shat: np.ndarray, conditions: list[str], settings: MashSettings) -> MashResult:
     """Fit one mode with mashr; same result type as ``modes.run_mash``."""
     ok, why = r_available()
@@ -75,10 +88,11 @@ def run_mash_r(bhat: np.ndarray, shat: np.ndarray, conditions: list[str], settin
         raise RuntimeError(f"--engine r needs R with mashr ({why}); use --engine python or the r-mashr container")
     with tempfile.TemporaryDirectory(prefix="fatescope-mashr-") as tmp:
         d = Path(tmp)
-        pd.DataFrame(bhat, columns=conditions).to_csv(d / "bhat.csv", index=False, float_format="%.17g")
-        pd.DataFrame(shat, columns=conditions).to_csv(d / "shat.csv", index=False, float_format="%.17g")
-        values = {**settings.__dict__, "prior": settings.resolved_prior()}
-        pd.DataFrame({"name": list(values), "value": [str(v).upper() if isinstance(v, bool) else str(v) for v in values.values()]}
+        for name, table in (("bhat.bin", bhat), ("shat.bin", shat)):
+            np.asarray(table, dtype="<f8").ravel(order="F").tofile(d / name)
+        (d / "conditions.txt").write_text("".join(f"{c}\n" for c in conditions))
+        values = {**settings.__dict__, "prior": settings.resolved_prior(), "n_effects": len(bhat)}
+        pd.DataFrame({"name": list(values), "value": [_r_value(v) for v in values.values()]}
                      ).to_csv(d / "settings.csv", index=False)
         (d / "run.R").write_text(R_SCRIPT)
         out = subprocess.run(["Rscript", str(d / "run.R"), str(d)], check=False, capture_output=True, text=True)
@@ -87,15 +101,19 @@ def run_mash_r(bhat: np.ndarray, shat: np.ndarray, conditions: list[str], settin
         for line in out.stderr.splitlines():
             log.info("mashr: %s", line)
 
-        def read(name: str) -> np.ndarray:
-            return pd.read_csv(d / name).to_numpy(np.float64)
+        def read(name: str, rows: int) -> np.ndarray:
+            values = np.fromfile(d / name, dtype="<f8").astype(np.float64)
+            return values.reshape(rows, -1, order="F") if rows else values
 
         meta = (d / "meta.txt").read_text().splitlines()
-        names = meta[3:]
-        ulist = {n: read(f"U_{i}.csv") for i, n in enumerate(names)}
-        info = {"mode": settings.mode, "engine": "r", "V": meta[1], "n_strong": None if meta[2] == "NA" else int(meta[2])}
-        fit = MashFit(ulist, read("grid.csv")[:, 0], read("pi.csv")[:, 0], settings.usepointmass, read("V.csv"),
-                      settings.alpha, list(conditions), float(meta[0]), info)
-        pm, psd, lfsr = read("pm.csv"), read("psd.csv"), read("lfsr.csv")
+        names = meta[2:]
+        R = len(conditions)
+        ulist = {n: read(f"U_{i}.bin", R) for i, n in enumerate(names)}
+        versions = dict(line.split("=", 1) for line in (d / "versions.txt").read_text().splitlines())
+        info = {"mode": settings.mode, "engine": "r", "V": meta[0],
+                "n_strong": None if meta[1] == "NA" else int(meta[1]), "versions": versions}
+        fit = MashFit(ulist, read("grid.bin", 0), read("pi.bin", 0), settings.usepointmass, read("V.bin", R),
+                      settings.alpha, list(conditions), float(read("loglik.bin", 0)[0]), info)
+        pm, psd, lfsr = (read(f"{k}.bin", len(bhat)) for k in ("pm", "psd", "lfsr"))
     nan = np.full_like(pm, np.nan)
     return MashResult(Posterior(pm, psd, lfsr, nan, nan), fit, info)

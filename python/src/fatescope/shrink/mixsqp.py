@@ -1,11 +1,19 @@
 """Mixture weights by mix-SQP (Kim et al. 2020), following mixsqp 0.3-48 as ashr/mashr call it.
 
 maximise sum_i w_i log(sum_k L_ik x_k) over the simplex. The steps mirror the reference: weights
-normalised, rows scaled by their maxima, a truncated SVD of L (singular values > tol_svd) when it
-lowers the rank, 20 EM updates, then SQP iterations (one EM update, a convex QP by an active-set
-method, a backtracking line search) until the dual residual is below ``convtol_sqp``; entries below
-``zero_threshold`` are set to zero. ``mix_weights`` adds the penalty rows of mashr/ashr's
-``nullbiased`` prior (a pseudo-observation of weight nullweight - 1 on the null component).
+normalised, rows scaled by their maxima, a truncated SVD of L (singular values > tol_svd) only where
+mixsqp's irlba-based ``tsvd`` would find one (numerical rank below half the columns), 20 EM updates,
+then SQP iterations (one EM update, a convex QP by an active-set method whose Newton steps are solved
+as Armadillo's ``solve`` does, a backtracking line search) until the dual residual of the non-zero
+entries is below ``convtol_sqp``; entries below ``zero_threshold`` are set to zero. ``mix_weights``
+adds the penalty rows of mashr/ashr's ``nullbiased`` prior (a pseudo-observation of weight
+nullweight - 1 on the null component).
+
+Both details decide where mix-SQP stops: factorising L where the reference keeps it whole put the
+weights 1e-6 off and posterior means 1.4e-4 off (issue 14). The stopping rule ignores zeroed
+entries, so on ill-conditioned problems the reference can stop short of the optimum at a point
+decided by rounding noise (|search direction| vs 1e-14); there the two implementations can differ
+(docs/mash.md).
 """
 from __future__ import annotations
 
@@ -48,13 +56,14 @@ class _Lik:
         m = L.shape[1]
         if tol_svd > 0 and m > 4:
             u, d, vt = sla.svd(L, full_matrices=False)
-            keep = np.flatnonzero(d > tol_svd)
-            if len(keep) < 2:
-                keep = np.arange(min(2, len(d)))
-            if len(keep) < m:
-                sd = np.sqrt(d[keep])
-                self.U, self.V = u[:, keep] * sd, vt[keep].T * sd
-                self.L = self.U @ self.V.T
+            if _tsvd_low_rank(d, L.shape, tol_svd):
+                keep = np.flatnonzero(d > tol_svd)
+                if len(keep) < 2:
+                    keep = np.arange(2)
+                if len(keep) < m:
+                    sd = np.sqrt(d[keep])
+                    self.U, self.V = u[:, keep] * sd, vt[keep].T * sd
+                    self.L = self.U @ self.V.T
 
     def times(self, x: np.ndarray) -> np.ndarray:
         return self.U @ (self.V.T @ x) if self.U is not None else self.L @ x
@@ -67,6 +76,23 @@ class _Lik:
             return g, self.V @ (Z.T @ Z) @ self.V.T
         Z = self.L * (np.sqrt(w) / u)[:, None]
         return -self.L.T @ (w / u), Z.T @ Z
+
+
+def _tsvd_low_rank(d: np.ndarray, shape: tuple[int, int], tol: float) -> bool:
+    """Whether mixsqp's ``tsvd`` returns a factorisation for a matrix with singular values ``d``.
+
+    tsvd asks irlba for k = 2, 4, 8, ... singular vectors until the k-th singular value is below
+    ``tol``; irlba refuses (a warning or an error, and tsvd returns NULL: mix-SQP keeps the full
+    matrix) once k reaches half of min(n, m). So only a matrix whose k-th singular value is below tol
+    for a power of two k < min(n, m) / 2 is factorised.
+    """
+    r = min(shape)
+    k = 2
+    while k < 0.5 * r and k <= r - 1:
+        if d[k - 1] < tol:
+            return True
+        k = min(2 * k, r)
+    return False
 
 
 def _objective(lik: _Lik, w, x, z, e) -> float:
@@ -99,6 +125,7 @@ def _feasible_stepsize(x, p) -> tuple[int, float]:
 
 
 def _searchdir(H: np.ndarray, b: np.ndarray, ainc: float) -> np.ndarray:
+    """Newton direction of the QP subproblem: (H + a I)^-1 (-b), a the smallest shift making H + a I Cholesky-able."""
     a0, amax = 1e-15, 1e15
     d = np.diag(H).min()
     a = 0.0 if d > a0 else a0 - d
@@ -106,11 +133,53 @@ def _searchdir(H: np.ndarray, b: np.ndarray, ainc: float) -> np.ndarray:
     while True:
         B = H + a * eye
         if a * ainc > amax:
-            return sla.solve(B, -b)
-        try:
-            return sla.cho_solve(sla.cho_factor(B), -b)
-        except sla.LinAlgError:
-            a = a0 if a <= 0 else a * ainc
+            break
+        if sla.lapack.dpotrf(B)[1] == 0:          # Armadillo's chol(): upper triangle
+            break
+        a = a0 if a <= 0 else a * ainc
+    return _solve_like_armadillo(B, -b)
+
+
+def _solve_like_armadillo(B: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Armadillo's ``solve(B, rhs)`` as mixsqp calls it: Cholesky when B looks symmetric positive definite (n >= 16),
+    else LU; if the estimated reciprocal condition number is below machine epsilon, the minimum-norm least-squares
+    solution (SVD, singular values below n * eps of the largest dropped).
+
+    The QP Hessians of near-collinear likelihood columns are often that ill-conditioned; there the least-squares
+    direction differs from a plain Cholesky solve, and so does the path mix-SQP takes.
+    """
+    n = len(rhs)
+    eps = np.finfo(np.float64).eps
+    anorm = float(np.abs(B).sum(axis=0).max())
+    rcond, ok = 0.0, False
+    if n >= 16 and _looks_sympd(B):
+        c, info = sla.lapack.dpotrf(B, lower=1)
+        if info == 0:
+            x, _ = sla.lapack.dpotrs(c, rhs, lower=1)
+            rcond, ok = sla.lapack.dpocon(c, anorm, uplo="L")[0], True
+    if not ok:
+        lu, piv, info = sla.lapack.dgetrf(B)
+        if info == 0:
+            x, _ = sla.lapack.dgetrs(lu, piv, rhs)
+            rcond, ok = sla.lapack.dgecon(lu, anorm)[0], True
+    if ok and rcond >= eps:
+        return x
+    return sla.lstsq(B, rhs, cond=n * eps, lapack_driver="gelsd")[0]
+
+
+def _looks_sympd(A: np.ndarray) -> bool:
+    """Armadillo's ``sym_helper::guess_sympd``: positive diagonal, symmetric, diagonally dominant pairs."""
+    diag = np.diag(A)
+    if diag.min() <= 0:
+        return False
+    tol = 100 * np.finfo(np.float64).eps
+    iu = np.triu_indices(len(A), 1)
+    lower, upper = A.T[iu], A[iu]           # A_ij with i > j (column-major lower triangle) and A_ji
+    la, ua = np.abs(lower), np.abs(upper)
+    delta = np.abs(lower - upper)
+    if np.any(la >= diag.max()) or np.any((delta > tol) & (delta > np.maximum(la, ua) * tol)):
+        return False
+    return not np.any(2 * la >= diag[iu[0]] + diag[iu[1]])
 
 
 def _activeset_qp(H, g, y, maxiter, c: SQPControl) -> np.ndarray:
