@@ -1,5 +1,6 @@
-"""Loaders for mashr's reference outputs: ../shared/reference/mashr (skip when absent) and the 3,000 x 5
-heteroskedastic case kept as fixtures in data/mashr (made by data/mashr/make_ref.R).
+"""Loaders for mashr's reference outputs: the 2,000 x 4 case of ../shared/reference/mashr, copied to
+data/mashr_shared (CSVs gzipped, see its README.txt), and the 3,000 x 5 heteroskedastic case kept as fixtures
+in data/mashr (made by data/mashr/make_ref.R).
 
 Every number is read with a correctly rounded parser (``float_precision="round_trip"``): the files hold
 the exact doubles mashr used, and pandas' default parser changes about half of them by an ulp."""
@@ -9,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REF = SHARED / "reference" / "mashr"
+DATA = Path(__file__).resolve().parent / "data"
+REF = DATA / "mashr_shared"
 DAYS = ["d0", "d2", "d4", "d6"]
-FIXTURES = Path(__file__).resolve().parent / "data" / "mashr"
+FIXTURES = DATA / "mashr"
 HET_FITS = ("ee_conservative", "ee_enriched", "ez_conservative", "ez_enriched")
 
 
@@ -22,23 +22,22 @@ def read_numbers(path: Path, **kw) -> pd.DataFrame:
     return pd.read_csv(path, float_precision="round_trip", **kw)
 
 
-def need_reference() -> Path:
-    if not (REF / "input_Bhat.csv").exists():
-        pytest.skip(f"mashr reference outputs not found at {REF}")
-    return REF
+def shared_csv(name: str, **kw) -> pd.DataFrame:
+    """A CSV of the shared reference case by its original name (stored gzipped)."""
+    return read_numbers(REF / f"{name}.gz", **kw)
 
 
 def matrix(name: str) -> np.ndarray:
-    return read_numbers(need_reference() / name).to_numpy(np.float64)
+    return shared_csv(name).to_numpy(np.float64)
 
 
 def named(name: str, col: str) -> dict[str, float]:
-    df = read_numbers(need_reference() / name, keep_default_na=False)
+    df = shared_csv(name, keep_default_na=False)
     return dict(zip(df["name"], df[col].astype(float)))
 
 
 def ulist(name: str) -> dict[str, np.ndarray]:
-    return _long_ulist(read_numbers(need_reference() / name))
+    return _long_ulist(shared_csv(name))
 
 
 def _long_ulist(df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -53,15 +52,15 @@ def _long_ulist(df: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def loglik(tag: str) -> float:
-    return float((need_reference() / f"{tag}_loglik.txt").read_text())
+    return float((REF / f"{tag}_loglik.txt").read_text())
 
 
 def conditions() -> list[str]:
-    return list(pd.read_csv(need_reference() / "input_Bhat.csv", nrows=0).columns)
+    return list(shared_csv("input_Bhat.csv", nrows=0).columns)
 
 
 def strong_idx() -> np.ndarray:
-    return np.loadtxt(need_reference() / "ed_strong_idx.txt", dtype=int) - 1
+    return np.loadtxt(REF / "ed_strong_idx.txt", dtype=int) - 1
 
 
 def gene_table(path: Path) -> Path:

@@ -1,6 +1,13 @@
-"""Pruning and AUCell against pySCENIC 0.12.1 / ctxcore 0.2.0 reference outputs (../shared/reference/pyscenic)."""
+"""Pruning and AUCell against pySCENIC 0.12.1 / ctxcore 0.2.0 reference outputs (../shared/reference/pyscenic).
+
+The case's inputs are rebuilt from its seed by data/pyscenic_ref/case.py; pySCENIC's outputs are in
+data/pyscenic_ref/*.csv.gz (copied from ../shared, see its README.txt).
+"""
 from __future__ import annotations
 
+import importlib.util
+import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -11,25 +18,39 @@ from fatescope.regulons import recovery as rc
 from fatescope.regulons.annotations import filter_annotations, read_motif_annotations
 from fatescope.regulons.aucell import auc_cutoff, aucell_batch, aucell_batch_torch, build_signatures, shuffle_positions
 from fatescope.regulons.prune import PruneParams, module_gene_sets, prune
-from fatescope.regulons.rankdb import load_ranking_db
+from fatescope.regulons.rankdb import from_frame
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REF = SHARED / "reference" / "pyscenic"
-pytestmark = pytest.mark.skipif(not REF.is_dir(), reason=f"pySCENIC reference outputs not found at {REF}")
+REF = Path(__file__).resolve().parent / "data" / "pyscenic_ref"
+
+
+@cache
+def _build():
+    spec = importlib.util.spec_from_file_location("pyscenic_ref_case", REF / "case.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    case = module.build()
+    assert case.digests() == module.DIGESTS, "numpy's random stream changed: the rebuilt case differs"
+    return case
 
 
 @pytest.fixture(scope="module")
-def db():
-    return load_ranking_db(REF / "synthetic_s11.genes_vs_motifs.rankings.feather")
+def case():
+    return _build()
 
 
 @pytest.fixture(scope="module")
-def modules():
-    return pd.read_csv(REF / "modules.csv")
+def db(case):
+    return from_frame("synthetic_s11", case.frame())
+
+
+@pytest.fixture(scope="module")
+def modules(case):
+    return case.modules
 
 
 def test_every_module_motif_auc_and_nes(db, modules):
-    ref = pd.read_csv(REF / "ref_module_motif_auc_nes.csv")
+    ref = pd.read_csv(REF / "ref_module_motif_auc_nes.csv.gz")
     cutoff = rc.rank_cutoff(0.05, db.n_genes)
     rows = []
     for name, grp in modules.groupby("module"):
@@ -43,10 +64,11 @@ def test_every_module_motif_auc_and_nes(db, modules):
 
 
 @pytest.mark.parametrize("device", [None, "cpu"], ids=["numpy", "torch"])  # torch: the GPU path, run on the CPU here
-def test_prune_matches_prune2df(db, modules, device):
-    ref = pd.read_csv(REF / "ref_prune2df.csv")
+def test_prune_matches_prune2df(db, modules, case, device, tmp_path):
+    ref = pd.read_csv(REF / "ref_prune2df.csv.gz")
     ref["module"] = ref["Enrichment_Context"].str.extract(r"'([^']+_(?:top50|pct75))'")[0]
-    ann = filter_annotations(read_motif_annotations(REF / "motif_annotations.tbl"), 0.001, 0.0)
+    case.annotations.to_csv(tbl := tmp_path / "motif_annotations.tbl", sep="\t", index=False)
+    ann = filter_annotations(read_motif_annotations(tbl), 0.001, 0.0)
     enriched, regulons, _ = prune(module_gene_sets(modules), [db], ann, PruneParams(rank_threshold=1500, device=device))
     enriched["TargetGenes"] = [";".join(f"{g}:{w:.6g}" for g, w in sorted(zip(t, w)))
                                for t, w in zip(enriched["targets"], enriched["target_weights"])]
@@ -77,19 +99,19 @@ def test_batched_torch_aucs_equal_numpy_with_weights(db, modules):
         np.testing.assert_allclose(batched_aucs(db.ranks, rows, w, cutoff, "cpu"), want, rtol=0, atol=1e-12)
 
 
-def _aucell(expr_file: str):
-    ex = pd.read_parquet(REF / expr_file)
-    sigs = build_signatures(pd.read_csv(REF / "aucell_regulons.csv"), ex.columns)
+def _aucell(expr: str):
+    ex = _build().expression[expr]
+    sigs = build_signatures(pd.read_csv(REF / "aucell_regulons.csv.gz"), ex.columns)
     perm, pos = shuffle_positions(ex.shape[1], 0)
     cutoff = auc_cutoff(0.05, ex.shape[1])
     return ex, sigs, perm, pos, cutoff
 
 
-@pytest.mark.parametrize("expr_file,ref_file", [("expression_tiefree.parquet", "ref_aucell_tiefree.csv"),
-                                                ("expression_counts.parquet", "ref_aucell_counts_seed0.csv")])
-def test_aucell_matches_ctxcore(expr_file, ref_file):
+@pytest.mark.parametrize("expr,ref_file", [("tiefree", "ref_aucell_tiefree.csv.gz"),
+                                           ("counts", "ref_aucell_counts_seed0.csv.gz")])
+def test_aucell_matches_ctxcore(expr, ref_file):
     """Tie-free within 1e-6; counts with ties exactly too (ctxcore's seeded column shuffle reproduced)."""
-    ex, sigs, perm, pos, cutoff = _aucell(expr_file)
+    ex, sigs, perm, pos, cutoff = _aucell(expr)
     ref = pd.read_csv(REF / ref_file, index_col=0)
     got = pd.DataFrame(aucell_batch(ex.to_numpy(), sigs, perm, pos, cutoff), index=ex.index, columns=sigs.names)
     got = got.loc[ref.index, ref.columns]
@@ -103,7 +125,7 @@ def test_aucell_matches_ctxcore(expr_file, ref_file):
 
 
 def test_aucell_ties_depend_on_seed():
-    ex, sigs, perm, pos, cutoff = _aucell("expression_counts.parquet")
+    ex, sigs, perm, pos, cutoff = _aucell("counts")
     perm1, pos1 = shuffle_positions(ex.shape[1], 1)
     a0 = aucell_batch(ex.to_numpy()[:100], sigs, perm, pos, cutoff)
     a1 = aucell_batch(ex.to_numpy()[:100], sigs, perm1, pos1, cutoff)

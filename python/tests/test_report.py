@@ -16,7 +16,7 @@ from fatescope.cli import main
 from fatescope.cli.report import run as report_run
 from fatescope.errors import InputError
 from fatescope.report.page import SECTION_IDS
-from fatescope.report.sections_cells import _cluster_means, _zscore_rows
+from fatescope.regulons.activity import cluster_means as _cluster_means, zscore_rows as _zscore_rows
 from fatescope.report.tables import fmt
 
 IMG = re.compile(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"')

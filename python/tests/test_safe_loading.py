@@ -43,6 +43,9 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(InputError):
         checkpoint.load(path)
     assert not marker.exists()
+    with pytest.raises(InputError, match="fate_model.pt: not a fatescope fate-model checkpoint, or one holding code"):
+        fatescope.tl.FateFit.load(path)
+    assert not marker.exists()
 
 
 def test_diagnostics_refuses_a_crafted_or_foreign_model(tmp_path):

@@ -1,4 +1,9 @@
-"""fatescope: ranked, shrunken knockdown effects on cell fate from time-course CRISPRi Perturb-seq."""
+"""fatescope: ranked, shrunken knockdown effects on cell fate from time-course CRISPRi Perturb-seq.
+
+``import fatescope as fs``: ``fs.pp`` (preprocessing), ``fs.tl`` (one function per stage),
+``fs.pl`` (figures), loaded on first use.
+"""
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -6,4 +11,11 @@ try:
 except PackageNotFoundError:  # running from a checkout through bin/fatescope
     __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_NAMESPACES = ("pp", "tl", "pl")
+__all__ = ["__version__", *_NAMESPACES]
+
+
+def __getattr__(name: str):
+    if name in _NAMESPACES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

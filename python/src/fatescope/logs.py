@@ -10,6 +10,10 @@ from tqdm.auto import tqdm
 
 T = TypeVar("T")
 LOGGER_NAME = "fatescope"
+# set by the local engine for the stage processes it launches: the run log their records are appended to
+RUN_LOG_ENV = "FATESCOPE_RUN_LOG"
+# ... and the file a failing stage writes its one-line error message to, for the engine's error
+ERROR_FILE_ENV = "FATESCOPE_ERROR_FILE"
 
 
 def get_logger(name: str) -> logging.Logger:

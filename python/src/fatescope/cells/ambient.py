@@ -42,6 +42,12 @@ class AmbientParams:
     empty_max_umis: int = 100
     seed: int = 0
 
+    @classmethod
+    def from_prior(cls, prior_mean: float, prior_concentration: float, **options) -> AmbientParams:
+        """The stage's options: the Beta prior of the ambient fraction as mean m and concentration c,
+        Beta(c m, c (1 - m))."""
+        return cls(prior_a=prior_concentration * prior_mean, prior_b=prior_concentration * (1 - prior_mean), **options)
+
 
 def profile_from_empties(raw, raw_genes, genes, cell_barcodes, raw_barcodes, max_umis: int) -> tuple[np.ndarray, np.ndarray]:
     """Ambient profile from the barcodes of a raw matrix that are not cells and have 1..max_umis UMIs,

@@ -2,8 +2,8 @@
 imputation and online projection of new batches into a saved model.
 
 The module (network and loss) is ``fatescope.cells.scalex_model``; this file holds the model-level
-logic, on arrays. Reading and writing files is ``fatescope.cli.integrate``'s job, except the
-checkpoint helpers, which take an explicit path.
+logic, on arrays; ``fatescope.tl.integrate`` runs it on an AnnData. Reading and writing files is
+``fatescope.cli.integrate``'s job, except the checkpoint helpers, which take an explicit folder.
 """
 from __future__ import annotations
 
@@ -232,18 +232,23 @@ def writes_checkpoint(method: str, harmony_on: str, projection: str | None) -> b
     return bool(projection) or method == "scalex" or harmony_on == "latent"
 
 
-def save_checkpoint(folder: Path, model: ScalexVAE, data: Prepared, domains: list[str], params: ScalexParams, info: dict) -> None:
-    """``model.pt`` (weights, config, genes, batches, max-abs scales) and a readable ``config.json``."""
+def save_checkpoint(folder: Path, model: ScalexVAE, genes: list[str], maxabs: dict[str, np.ndarray], domains: list[str],
+                    params: ScalexParams, info: dict) -> None:
+    """``model.pt`` (weights, config, genes, batches, max-abs scales; tensors and plain types only, so
+    ``load_checkpoint`` reads it with ``weights_only=True``) and a readable ``config.json``."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "config": model.config,
-                "genes": list(data.genes), "domains": list(domains), "params": asdict(params),
-                "maxabs": {k: torch.from_numpy(v) for k, v in data.maxabs.items()}}, folder / "model.pt")
-    summary = {"model": model.config, "params": asdict(params), "domains": list(domains), "n_genes": len(data.genes),
+                "genes": list(genes), "domains": list(domains), "params": asdict(params),
+                "maxabs": {k: torch.from_numpy(v) for k, v in maxabs.items()}}, folder / "model.pt")
+    summary = {"model": model.config, "params": asdict(params), "domains": list(domains), "n_genes": len(genes),
                "training": {k: v for k, v in info.items() if k != "loss_history"}}
     (folder / "config.json").write_text(json.dumps(summary, indent=2, default=float))
 
 
 def load_checkpoint(folder: Path, device: torch.device) -> tuple[ScalexVAE, dict]:
+    """The VAE saved by ``save_checkpoint`` and its state (genes, domains, ``ScalexParams``, max-abs
+    scales as arrays); read with ``weights_only=True``, anything else is an InputError."""
     path = Path(folder) / "model.pt"
     if not path.exists():
         raise InputError(f"{path}: no SCALEX checkpoint here (expected the integrate folder of an earlier run, "
@@ -254,6 +259,7 @@ def load_checkpoint(folder: Path, device: torch.device) -> tuple[ScalexVAE, dict
         model = ScalexVAE(cfg["n_input"], cfg["n_domain"], cfg["n_hidden"], cfg["n_latent"])
         model.load_state_dict(state["state_dict"])
         state["maxabs"] = {k: v.numpy() for k, v in state["maxabs"].items()}
+        state["params"] = ScalexParams(**state["params"])
         if len(state["genes"]) != cfg["n_input"] or len(state["domains"]) != cfg["n_domain"]:
             raise ValueError("genes or batches do not match the model's size")
     except Exception as exc:  # noqa: BLE001 - anything unreadable here is a file that is not our checkpoint

@@ -1,23 +1,17 @@
-"""UMAP scatter plots coloured by an obs column (PNG), matplotlib only."""
+"""UMAP scatter coloured by a category (matplotlib only): the embed stage's PNGs and ``fs.pl.umap``."""
 from __future__ import annotations
 
-from pathlib import Path
-
+import matplotlib
 import numpy as np
 import pandas as pd
 
 
-def umap_plot(coords: np.ndarray, values, title: str, path: Path, seed: int = 0) -> Path:
-    """Scatter of the 2-d embedding, one colour per category, cells drawn in a seeded random order."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def draw_umap(ax, coords: np.ndarray, values, title: str, seed: int = 0) -> None:
+    """Scatter of the 2-d embedding on ``ax``, one colour per category (legend on the right), cells drawn
+    in a seeded random order so no category is painted entirely on top."""
     cat = pd.Categorical(np.asarray(values).astype(str))
     order = np.random.default_rng(seed).permutation(len(coords))
-    cmap = plt.get_cmap("tab20" if len(cat.categories) > 10 else "tab10")
-    fig, ax = plt.subplots(figsize=(6.5, 5), dpi=120)
+    cmap = matplotlib.colormaps["tab20" if len(cat.categories) > 10 else "tab10"]
     size = max(1.0, min(20.0, 30000 / max(len(coords), 1)))
     colours = np.array([cmap(i % cmap.N) for i in range(len(cat.categories))])
     ax.scatter(coords[order, 0], coords[order, 1], c=colours[cat.codes[order]], s=size, linewidths=0, rasterized=True)
@@ -30,7 +24,3 @@ def umap_plot(coords: np.ndarray, values, title: str, path: Path, seed: int = 0)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"UMAP by {title}")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path

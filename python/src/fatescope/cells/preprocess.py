@@ -130,3 +130,14 @@ def pca(X, n_comps: int = 50, chunk_size: int = 20000) -> np.ndarray:
         block = X[start:start + chunk_size].toarray().astype(np.float64) - mean
         out[start:start + chunk_size] = block @ V
     return out
+
+
+def hvg_pca(counts, batches, n_top: int = 2000, target_sum: float = 1e4, n_comps: int = 50,
+            chunk_size: int = 20000) -> tuple[np.ndarray, np.ndarray]:
+    """Harmony's input without a VAE: PCA of the batch-aware HVGs of the log-normalised counts, each gene
+    standardised and clipped to +-10 (scanpy's ``scale(max_value=10)``); returns (PCs, HVG indices)."""
+    logX = log_normalize(counts, target_sum)
+    keep = highly_variable_genes(logX, np.asarray(batches).astype(str), n_top)
+    X = logX[:, keep].toarray()
+    X = np.clip((X - X.mean(0)) / np.maximum(X.std(0), 1e-8), -10, 10)
+    return pca(X, n_comps, chunk_size=chunk_size), keep

@@ -85,18 +85,19 @@ def add_qc_metrics(adata: ad.AnnData, mito_prefix: str = "MT-") -> None:
 
 
 def filter_cells_and_genes(adata: ad.AnnData, params: QCParams) -> ad.AnnData:
-    """Cells with >= min_features genes (and <= max_pct_mito), then genes in >= min_cells cells."""
+    """Keep, in place, the cells with >= min_features genes (and <= max_pct_mito), then the genes in
+    >= min_cells of them; QC metrics of what is kept in obs/var. Returns ``adata``."""
     add_qc_metrics(adata, params.mito_prefix)
     keep = adata.obs["n_genes_by_counts"].to_numpy() >= params.min_features
     if params.max_pct_mito is not None:
         keep &= adata.obs["pct_counts_mt"].to_numpy() <= params.max_pct_mito
-    adata = adata[keep].copy()
+    adata._inplace_subset_obs(keep)  # what scanpy's filter_cells(inplace=True) does
     X = sp.csr_matrix(adata.X)
     n_cells = np.bincount(X.indices, minlength=adata.n_vars)
     if keep.any() and not (n_cells >= params.min_cells).any():
         raise InputError(f"no gene is detected in min_cells={params.min_cells} of the {int(keep.sum())} cells left after "
                          f"the cell filters (most: {int(n_cells.max())} cells); lower min_cells")
-    adata = adata[:, n_cells >= params.min_cells].copy()
+    adata._inplace_subset_var(n_cells >= params.min_cells)
     add_qc_metrics(adata, params.mito_prefix)
     log.info("filters kept %d cells and %d genes", adata.n_obs, adata.n_vars)
     return adata
@@ -125,9 +126,10 @@ def per_sample_table(raw: dict[str, ad.AnnData], filtered: ad.AnnData) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def check_samples_kept(table: pd.DataFrame, params: QCParams) -> None:
-    """Every sample must keep at least one cell; name the ones that lose all."""
-    empty = table.loc[table["cells_after"] == 0, "sample"].tolist()
+def check_samples_kept(samples_before, samples_after, params: QCParams) -> None:
+    """Every sample (in order of appearance) must keep at least one cell; name the ones that lose all."""
+    kept = set(np.asarray(samples_after).astype(str))
+    empty = [s for s in pd.unique(np.asarray(samples_before).astype(str)) if s not in kept]
     if empty:
         raise InputError(f"no cells left after filtering in sample(s) {', '.join(empty)} "
                          f"(min_features={params.min_features}, max_pct_mito={params.max_pct_mito}); lower the thresholds")

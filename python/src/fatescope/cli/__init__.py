@@ -11,7 +11,7 @@ import os
 import click
 
 from .. import __version__
-from ..logs import configure
+from ..logs import RUN_LOG_ENV, add_file_log, configure
 
 # cuBLAS is deterministic only with a fixed workspace (torch.use_deterministic_algorithms, fatescope.device):
 # set before CUDA loads
@@ -40,14 +40,19 @@ COMMANDS = {
 }
 
 
+def command_for(name: str) -> click.Command:
+    """The click command of stage ``name`` (its options are the engine's and nextflow.config's params)."""
+    if name not in COMMANDS:
+        raise KeyError(f"no fatescope command {name!r} (commands: {', '.join(COMMANDS)})")
+    return importlib.import_module(f"{__name__}.{COMMANDS[name]}").command
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return list(COMMANDS)
 
     def get_command(self, ctx, name):
-        if name not in COMMANDS:
-            return None
-        return importlib.import_module(f"{__name__}.{COMMANDS[name]}").command
+        return command_for(name) if name in COMMANDS else None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -61,3 +66,5 @@ def main(log_level: str) -> None:
     Each command below is one pipeline stage; `fatescope run` runs the whole DAG.
     """
     configure(log_level)
+    if os.environ.get(RUN_LOG_ENV):  # a stage launched by `fatescope run`: its records go to the run's log too
+        add_file_log(os.environ[RUN_LOG_ENV])

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from ..io.mash_tables import posterior_table, read_posterior_table
+from ..io.mash_tables import read_table_text
 from ..io.outputs import staged_output
 from ..logs import get_logger
-from ..shrink.aggregate import aggregate_guides
-from .common import outdir_option, stage_command
+from ..tl._aggregate import aggregate
+from .common import api_default, outdir_option, stage_command
 
 log = get_logger(__name__)
 PACKAGES = ["numpy", "scipy", "pandas"]
@@ -24,20 +24,16 @@ def output_name(input_path: str) -> str:
     return f"gene_from_guide_mash_{match.group(1)}.csv" if match else f"gene_from_guide_{stem}.csv"
 
 
-def run(input: tuple[str, ...] | list[str], outdir: str = "aggregate", mash_lfsr_thresh_day: float = 0.05) -> list[Path]:
+def run(input: tuple[str, ...] | list[str], outdir: str = "aggregate",
+        mash_lfsr_thresh_day: float = api_default(aggregate, "mash_lfsr_thresh_day")) -> list[Path]:
     inputs = [input] if isinstance(input, str) else list(input)
     if not inputs:
         raise InputError("no guide-level mash table given (--input)")
     names = [output_name(p) for p in inputs]
     if len(set(names)) != len(names):
         raise InputError(f"inputs {inputs} would write the same output names {names}")
-    tables = {}
-    for path, name in zip(inputs, names):
-        ids, days, fields = read_posterior_table(path, ("guide", "gene"))
-        gene_ids, agg = aggregate_guides(ids["gene"], fields["postmean"], fields["postsd"], mash_lfsr_thresh_day)
-        tables[name] = posterior_table(gene_ids, days, agg)
-        log.info("aggregate %s: %d guides -> %d genes, %d with >= 1 active day", path, len(ids), len(gene_ids),
-                 int((gene_ids["active_days"] > 0).sum()))
+    tables = {name: aggregate(read_table_text(path), mash_lfsr_thresh_day=mash_lfsr_thresh_day, source=path)
+              for path, name in zip(inputs, names)}
     with staged_output(outdir, "aggregate", {"input": inputs, "mash_lfsr_thresh_day": mash_lfsr_thresh_day}, PACKAGES) as tmp:
         for name, table in tables.items():
             table.to_csv(tmp / name, index=False, float_format="%.12g")
@@ -49,7 +45,7 @@ def run(input: tuple[str, ...] | list[str], outdir: str = "aggregate", mash_lfsr
 @click.option("--input", required=True, multiple=True, type=click.Path(dir_okay=False),
               help="Guide-level mash table(s) mash_guide_<mode>.csv (repeat the option).")
 @outdir_option("aggregate")
-@click.option("--mash-lfsr-thresh-day", default=0.05, type=click.FloatRange(0, 1),
+@click.option("--mash-lfsr-thresh-day", default=api_default(aggregate, "mash_lfsr_thresh_day"), type=click.FloatRange(0, 1),
               help="A day is active for a gene when its aggregated lfsr is below this.")
 def command(**kwargs) -> None:
     run(**kwargs)

@@ -2,21 +2,36 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import os
+from pathlib import Path
 
 import click
 
 from ..errors import InputError
+from ..logs import ERROR_FILE_ENV, get_logger
+
+log = get_logger(__name__)
 
 
 def reports_input_errors(fn):
-    """Turn InputError into a clean ``Error: ...`` message and exit status 1."""
+    """Turn InputError into a clean ``Error: ...`` message and exit status 1; under the local engine, also
+    leave the message where the engine reads it (a crash is logged with its traceback for the run log)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        error_file = os.environ.get(ERROR_FILE_ENV)
         try:
             return fn(*args, **kwargs)
         except InputError as exc:
+            if error_file:
+                Path(error_file).write_text(str(exc))
             raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            if error_file:
+                Path(error_file).write_text(f"{type(exc).__name__}: {exc}")
+                log.exception("%s", exc)
+            raise
 
     return wrapper
 
@@ -33,3 +48,12 @@ def stage_command(name: str, help: str):
         return click.command(name, help=help, context_settings={"show_default": True})(reports_input_errors(fn))
 
     return decorate
+
+
+def api_default(function, name: str):
+    """The default of keyword ``name`` of an API function: the one source of a stage's defaults
+    (the click option, nextflow.config and nextflow_schema.json follow it; tests check)."""
+    value = inspect.signature(function).parameters[name].default
+    if value is inspect.Parameter.empty:
+        raise TypeError(f"{function.__qualname__}: {name!r} has no default")
+    return value

@@ -31,7 +31,8 @@ def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics",
     from ..fate.fit import FitConfig, fit, fit_nuisance
     from ..fate.model import FateData, Priors
     from .eval_recovery import read_theta_summary
-    from .fate_fit import read_cells, read_guide_map_csv
+    from ..io.readers import read_cells
+    from .fate_fit import CELLS, read_guide_map_csv
     settings = dict(input=input, model=model, theta_summary=theta_summary, guide_map=guide_map, known_regulators=known_regulators,
                     test_frac=test_frac, burden_bins=burden_bins, lfsr=lfsr, refit_steps=refit_steps, permutation=permutation,
                     seed=seed, device=device, threads=threads)
@@ -43,7 +44,7 @@ def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics",
         known = read_table(known_regulators, "a CSV of gene, expected_sign")
     enc_opts = dict(ck.get("encode", {}))
     enc_opts["fate_names"] = enc_opts.get("fate_names")
-    enc = encode(read_cells(input), read_guide_map_csv(guide_map), source=input, **enc_opts)
+    enc = encode(read_cells(input, what=CELLS), read_guide_map_csv(guide_map), source=input, **enc_opts)
     # the weight is re-estimated per refit (when it was estimated in the fit): permuted data have a larger dispersion
     config = FitConfig(**{**ck["config"], "seed": seed, "device": device,
                           **({"num_steps": refit_steps} if refit_steps > 0 else {})})

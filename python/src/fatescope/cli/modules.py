@@ -10,34 +10,30 @@ from ..errors import InputError
 from ..io.outputs import staged_output
 from ..io.readers import read_table
 from ..logs import get_logger
-from ..regulons.modules import ModuleParams, build_modules
-from .common import outdir_option, stage_command
+from ..tl._modules import modules, number_list
+from .common import api_default, outdir_option, stage_command
 
 log = get_logger(__name__)
 OUTPUTS = ("modules.parquet", "modules_report.json")
 
 
-def _numbers(text: str, kind, name: str) -> tuple:
-    try:
-        return tuple(kind(x) for x in str(text).replace(",", " ").split())
-    except ValueError as exc:
-        raise InputError(f"--{name}: expected numbers separated by commas, got {text!r}") from exc
-
-
-def run(adjacency: str, outdir: str = "modules", k: int = 50, percentile_thresholds: str = "75",
-        top_n_per_target: str = "5,10,50", min_targets: int = 20, min_fraction: float | None = None,
-        include_tf: bool = True) -> Path:
+def run(adjacency: str, outdir: str = "modules", k: int = api_default(modules, "k"),
+        percentile_thresholds: str = api_default(modules, "percentile_thresholds"),
+        top_n_per_target: str = api_default(modules, "top_n_per_target"),
+        min_targets: int = api_default(modules, "min_targets"),
+        min_fraction: float | None = api_default(modules, "min_fraction"),
+        include_tf: bool = api_default(modules, "include_tf")) -> Path:
     edges = read_table(adjacency, "the grn stage's adjacency.parquet")
-    params = ModuleParams(k=k, percentile_thresholds=_numbers(percentile_thresholds, float, "percentile-thresholds"),
-                          top_n_per_target=_numbers(top_n_per_target, int, "top-n-per-target"),
-                          min_targets=min_targets, min_fraction=min_fraction, include_tf=include_tf)
+    options = dict(k=k, percentile_thresholds=number_list(percentile_thresholds, float, "--percentile-thresholds"),
+                   top_n_per_target=number_list(top_n_per_target, int, "--top-n-per-target"),
+                   min_targets=min_targets, min_fraction=min_fraction, include_tf=include_tf)
+    settings = dict(adjacency=adjacency, **options)
     try:
-        mods, report = build_modules(edges, params)
+        mods, report = modules(edges, **options, return_report=True)
     except InputError as exc:
         raise InputError(f"{adjacency}: {exc}") from exc
     if mods.empty:
         raise InputError(f"{adjacency}: no module has {min_targets} targets or more; lower --min-targets")
-    settings = dict(adjacency=adjacency, **{f: getattr(params, f) for f in params.__dataclass_fields__})
     with staged_output(outdir, "modules", settings, ["pandas", "pyarrow"]) as tmp:
         mods.to_parquet(tmp / OUTPUTS[0], index=False)
         (tmp / OUTPUTS[1]).write_text(json.dumps(report, indent=1))
@@ -49,14 +45,17 @@ def run(adjacency: str, outdir: str = "modules", k: int = 50, percentile_thresho
                                "percentiles of the TF's weights, and top-N regulators per target regrouped by TF.")
 @click.option("--adjacency", required=True, type=click.Path(dir_okay=False), help="grn/adjacency.parquet.")
 @outdir_option("modules")
-@click.option("--k", default=50, type=click.IntRange(min=0), help="Top-k targets per TF (0 = no top-k modules).")
-@click.option("--percentile-thresholds", default="75", help="Comma-separated percentiles of the TF's edge weights "
-                                                            "('' = none).")
-@click.option("--top-n-per-target", default="5,10,50", help="Comma-separated N for top-N-regulators-per-target "
-                                                            "modules ('' = none).")
-@click.option("--min-targets", default=20, type=click.IntRange(min=0), help="Drop modules with fewer targets.")
-@click.option("--min-fraction", default=None, type=click.FloatRange(0, 1),
+@click.option("--k", default=api_default(modules, "k"), type=click.IntRange(min=0),
+              help="Top-k targets per TF (0 = no top-k modules).")
+@click.option("--percentile-thresholds", default=api_default(modules, "percentile_thresholds"),
+              help="Comma-separated percentiles of the TF's edge weights ('' = none).")
+@click.option("--top-n-per-target", default=api_default(modules, "top_n_per_target"),
+              help="Comma-separated N for top-N-regulators-per-target modules ('' = none).")
+@click.option("--min-targets", default=api_default(modules, "min_targets"), type=click.IntRange(min=0),
+              help="Drop modules with fewer targets.")
+@click.option("--min-fraction", default=api_default(modules, "min_fraction"), type=click.FloatRange(0, 1),
               help="Drop modules with fewer than this fraction of the TF's targets [default: no filter].")
-@click.option("--include-tf/--no-include-tf", default=True, help="Add the TF itself to its modules (weight 1.0).")
+@click.option("--include-tf/--no-include-tf", default=api_default(modules, "include_tf"),
+              help="Add the TF itself to its modules (weight 1.0).")
 def command(**kwargs) -> None:
     run(**kwargs)

@@ -9,18 +9,24 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..cells.qc import QCParams, check_samples_kept, concat_samples, filter_cells_and_genes, per_sample_table
+from ..cells.qc import concat_samples, per_sample_table
 from ..errors import InputError
 from ..io.annotations import read_fate_probs, read_guide_calls, read_guide_map
 from ..io.counts import read_counts
 from ..io.outputs import staged_output
 from ..io.samplesheet import validate_samplesheet
 from ..logs import get_logger, progress
-from .common import outdir_option, stage_command
+from ..pp._qc import qc
+from .common import api_default, outdir_option, stage_command
 
 log = get_logger(__name__)
 OUTPUTS = ("cells.h5ad", "qc_per_sample.csv")
 META_COLUMNS = ("sample", "batch", "day", "replicate")
+
+
+def _d(name: str):
+    """The API's default of option ``name`` (the one source of this stage's defaults)."""
+    return api_default(qc, name)
 
 
 def _attach_guides(adata: ad.AnnData, path: str, guide_map: pd.DataFrame) -> None:
@@ -89,8 +95,8 @@ def _fill_missing_fates(samples: dict[str, ad.AnnData], fate_names: list[str] | 
             a.obs["has_fate_probs"] = False
 
 
-def qc_samples(sheet: pd.DataFrame, guide_map: pd.DataFrame | None, params: QCParams, gene_join: str) -> tuple[ad.AnnData, pd.DataFrame]:
-    """Load, concatenate, filter; return the QC'd AnnData and the per-sample table."""
+def load_samples(sheet: pd.DataFrame, guide_map: pd.DataFrame | None, gene_join: str) -> tuple[ad.AnnData, dict[str, ad.AnnData]]:
+    """Every sample of the samplesheet, concatenated with its guides and fate probabilities; and each as loaded."""
     raw: dict[str, ad.AnnData] = {}
     fate_names = None
     for _, row in progress(sheet.iterrows(), desc="load samples", total=len(sheet)):
@@ -106,22 +112,21 @@ def qc_samples(sheet: pd.DataFrame, guide_map: pd.DataFrame | None, params: QCPa
         adata.uns["guide_is_ntc"] = guide_map["is_ntc"].to_numpy(bool)
     if fate_names is not None:
         adata.uns["fate_names"] = np.asarray(fate_names, dtype=str)
-    filtered = filter_cells_and_genes(adata, params)
-    table = per_sample_table(raw, filtered)
-    check_samples_kept(table, params)
-    filtered.layers["counts"] = filtered.X.copy()
-    for col in META_COLUMNS:
-        filtered.obs[col] = pd.Categorical(filtered.obs[col].astype(str))
-    return filtered, table
+    return adata, raw
 
 
-def run(input: str, outdir: str = "qc", guide_map: str | None = None, min_features: int = 600, min_cells: int = 3,
-        max_pct_mito: float | None = None, mito_prefix: str = "MT-", gene_join: str = "inner") -> Path:
-    params = QCParams(min_features=min_features, min_cells=min_cells, max_pct_mito=max_pct_mito, mito_prefix=mito_prefix)
+def run(input: str, outdir: str = "qc", guide_map: str | None = None, min_features: int = _d("min_features"),
+        min_cells: int = _d("min_cells"), max_pct_mito: float | None = _d("max_pct_mito"),
+        mito_prefix: str = _d("mito_prefix"), gene_join: str = "inner") -> Path:
     sheet = validate_samplesheet(input).table
     gmap = read_guide_map(guide_map) if guide_map else None
-    adata, table = qc_samples(sheet, gmap, params, gene_join)
-    settings = dict(input=input, guide_map=guide_map, gene_join=gene_join, **params.__dict__)
+    adata, raw = load_samples(sheet, gmap, gene_join)
+    qc(adata, min_features=min_features, min_cells=min_cells, max_pct_mito=max_pct_mito, mito_prefix=mito_prefix)
+    table = per_sample_table(raw, adata)
+    for col in META_COLUMNS:  # the samplesheet's text columns, stored as categories
+        adata.obs[col] = pd.Categorical(adata.obs[col].astype(str))
+    settings = dict(input=input, guide_map=guide_map, gene_join=gene_join, min_features=min_features,
+                    min_cells=min_cells, max_pct_mito=max_pct_mito, mito_prefix=mito_prefix)
     with staged_output(outdir, "qc", settings, ["anndata", "scipy", "numpy", "pandas", "h5py"]) as tmp:
         adata.write_h5ad(tmp / OUTPUTS[0], compression="gzip")
         table.to_csv(tmp / OUTPUTS[1], index=False)
@@ -135,11 +140,14 @@ def run(input: str, outdir: str = "qc", guide_map: str | None = None, min_featur
 @outdir_option("qc")
 @click.option("--guide-map", default=None, type=click.Path(dir_okay=False),
               help="Guide map CSV (guide_name, gene_name, is_ntc); required when the samplesheet has guides [default: none].")
-@click.option("--min-features", default=600, type=click.IntRange(min=0), help="Minimum genes detected per cell.")
-@click.option("--min-cells", default=3, type=click.IntRange(min=0), help="Minimum cells in which a gene is detected.")
-@click.option("--max-pct-mito", default=None, type=click.FloatRange(0, 100),
+@click.option("--min-features", default=_d("min_features"), type=click.IntRange(min=0),
+              help="Minimum genes detected per cell.")
+@click.option("--min-cells", default=_d("min_cells"), type=click.IntRange(min=0),
+              help="Minimum cells in which a gene is detected.")
+@click.option("--max-pct-mito", default=_d("max_pct_mito"), type=click.FloatRange(0, 100),
               help="Maximum percent of counts from mitochondrial genes [default: no filter].")
-@click.option("--mito-prefix", default="MT-", help="Prefix of mitochondrial gene symbols (case-insensitive).")
+@click.option("--mito-prefix", default=_d("mito_prefix"),
+              help="Prefix of mitochondrial gene symbols (case-insensitive).")
 @click.option("--gene-join", default="inner", type=click.Choice(["inner", "outer"]),
               help="Keep genes present in every sample (inner) or in any sample (outer, zeros filled).")
 def command(**kwargs) -> None:

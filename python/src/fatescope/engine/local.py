@@ -1,8 +1,9 @@
-"""The embedded engine: run the registered stages in order in this process.
+"""The embedded engine: run the registered stages in order, each in its own process.
 
 It orders, skips (``--resume``: outputs complete, inputs and params unchanged by content hash)
-and records (pipeline_info/: params, run log, trace.tsv with Nextflow's fields, versions).
-Retries, scheduling and distribution are Nextflow's job.
+and records (pipeline_info/: params, run log, trace.tsv with Nextflow's fields, versions). Each
+stage runs as ``fatescope <stage> ...`` in a child process, as a Nextflow task does, so a stage's
+trace (time, CPU, peak memory) is its own. Retries, scheduling and distribution are Nextflow's job.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..io.samplesheet import validate_samplesheet
 from ..logs import add_file_log, get_logger
 from ..regulons.tfs import BUNDLED
 from .hashing import fingerprint, hash_path
-from .monitor import ResourceMonitor, human_bytes, human_seconds
+from .monitor import human_bytes, human_seconds, run_child
 from .stages import STAGES, RunPaths, Stage, default_params
 
 log = get_logger(__name__)
@@ -120,7 +121,7 @@ def _write_record(paths: RunPaths, stage: Stage, key: str) -> None:
                                                              "fatescope": __version__}, indent=1))
 
 
-def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool) -> TraceRow:
+def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool, run_log: Path) -> TraceRow:
     kwargs = stage.kwargs(paths)
     inputs = {k: kwargs[k] for k in stage.input_names()}
     params = {k: v for k, v in kwargs.items() if k not in inputs and k != "outdir"}
@@ -136,8 +137,10 @@ def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool) -> Tra
     log.info("[%s] running", stage.name)
     if stage.prepare is not None:
         stage.prepare(paths)
-    with ResourceMonitor() as usage:
-        stage.run_function()(**kwargs)
+    level = logging.getLevelName(logging.getLogger("fatescope").getEffectiveLevel())
+    usage = run_child(["--log-level", level, *stage.argv(paths)], run_log)
+    if usage.error is not None:
+        raise StageFailed(stage.name, RuntimeError(usage.error), run_log)
     _write_record(paths, stage, key)
     row.status, row.exit = "COMPLETED", "0"
     row.realtime_s, row.pct_cpu, row.peak_rss = usage.realtime_s, usage.pct_cpu, usage.peak_rss
@@ -183,8 +186,12 @@ def run_pipeline(params: dict, resume: bool = False, until: str | None = None) -
     try:
         for task_id, stage in enumerate(stages, start=1):
             try:
-                rows.append(_run_stage(stage, paths, task_id, resume))
+                rows.append(_run_stage(stage, paths, task_id, resume, info / "run.log"))
                 _write_trace(info, rows)  # so far: the report stage reads it
+            except StageFailed as exc:
+                rows.append(TraceRow(task_id, stage.name, "FAILED", exit="1", workdir=str(paths.stage_dir(stage.folder))))
+                log.error("[%s] failed: %s", stage.name, exc.error)
+                raise
             except Exception as exc:
                 rows.append(TraceRow(task_id, stage.name, "FAILED", exit="1", workdir=str(paths.stage_dir(stage.folder))))
                 log.error("[%s] failed: %s\n%s", stage.name, exc, traceback.format_exc())

@@ -1,7 +1,7 @@
 """The DAG as an ordered registry of stages; a later stage is one more entry.
 
-Each stage is one CLI command (``fatescope.cli.<module>``) exposing ``command`` (click) and
-``run(**kwargs)``. Its params are the command's options minus ``--outdir`` and its inputs,
+Each stage is one CLI command (``fatescope <stage>``), run in its own process as a Nextflow task
+runs it. Its params are the command's options minus ``--outdir`` and its inputs,
 named ``<prefix><option>`` with the option's default -- the same names and defaults as
 ``nextflow.config``. A param may feed several stages (``mash_lfsr_thresh_day``: aggregate and
 rank) when their options have the same default. A stage writes into ``<outdir>/<folder>``, its
@@ -76,7 +76,6 @@ class RunPaths:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    module: str
     inputs: Inputs
     outputs: Outputs
     prefix: str = ""
@@ -96,10 +95,21 @@ class Stage:
 
     @property
     def command(self) -> click.Command:
-        return importlib.import_module(f"fatescope.cli.{self.module}").command
+        """The stage's command as the CLI declares it (options, types, defaults): the engine's contract with the CLI."""
+        return importlib.import_module("fatescope.cli").command_for(self.name)
 
-    def run_function(self) -> Callable[..., object]:
-        return importlib.import_module(f"fatescope.cli.{self.module}").run
+    def argv(self, paths: RunPaths) -> list[str]:
+        """The command line running this stage (after ``fatescope``), from its inputs and params."""
+        kwargs, args = self.kwargs(paths), [self.name]
+        for option in self.command.params:
+            if not isinstance(option, click.Option) or option.name not in kwargs:
+                continue
+            value = kwargs[option.name]
+            if option.is_flag:
+                args += [option.opts[0]] if value else option.secondary_opts[:1]
+            elif value is not None:
+                args += [item for v in (value if option.multiple else [value]) for item in (option.opts[0], _text(v))]
+        return args
 
     def param_options(self, input_names: set[str]) -> list[click.Option]:
         return [p for p in self.command.params if isinstance(p, click.Option) and p.name not in input_names | {"outdir"}]
@@ -130,6 +140,11 @@ class Stage:
                              f"(stage {self.name}: `fatescope {self.name} --help`)") from None
 
 
+def _text(value: object) -> str:
+    """A param value as the command line carries it (floats round-trip exactly)."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 MASH_MODES = ("conservative", "enriched")
 FATE_OUTPUTS = ("gene_daywise_for_mash.csv", "guide_daywise_for_mash.csv", "theta_posterior_summary.npz",
                 "delta_posterior_summary.npz", "qc_delta_mean_by_gene.csv", "qc_theta_beta_offset_by_gene.csv",
@@ -148,55 +163,55 @@ def integrate_outputs(paths: RunPaths) -> tuple[str, ...]:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("simulate", "simulate", inputs=lambda p: {}, prefix="sim_",
+    Stage("simulate", inputs=lambda p: {}, prefix="sim_",
           outputs=("samplesheet.csv", "guide_map.csv", "sim_metadata.yaml"),
           enabled=lambda p: p.simulated()),
-    Stage("validate", "validate", inputs=lambda p: {"input": p.samplesheet()}, samplesheet_inputs=("input",),
+    Stage("validate", inputs=lambda p: {"input": p.samplesheet()}, samplesheet_inputs=("input",),
           outputs=("samplesheet.valid.csv",)),
-    Stage("qc", "qc", inputs=lambda p: {"input": str(p.stage_dir("validate") / "samplesheet.valid.csv"),
+    Stage("qc", inputs=lambda p: {"input": str(p.stage_dir("validate") / "samplesheet.valid.csv"),
                                         "guide_map": p.guide_map()}, samplesheet_inputs=("input",),
           outputs=("cells.h5ad", "qc_per_sample.csv")),
     # cells: [ambient] -> integrate -> embed
-    Stage("ambient", "ambient", prefix="ambient_", outputs=("cells.h5ad", "ambient.json"),
+    Stage("ambient", prefix="ambient_", outputs=("cells.h5ad", "ambient.json"),
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "raw": p.params.get("ambient_raw")},
           enabled=lambda p: bool(p.params.get("run_ambient")) and p.runs("integration")),
-    Stage("integrate", "integrate", prefix="integrate_", outputs=integrate_outputs,
+    Stage("integrate", prefix="integrate_", outputs=integrate_outputs,
           inputs=lambda p: {"input": p.cells_for_integration(), "projection": p.params.get("integrate_projection")},
           enabled=lambda p: p.runs("integration")),
-    Stage("embed", "embed", prefix="embed_", outputs=("cells.h5ad", "umap_*.png"),
+    Stage("embed", prefix="embed_", outputs=("cells.h5ad", "umap_*.png"),
           inputs=lambda p: {"input": p.file("integrate", "cells.h5ad"), "labels": p.params.get("embed_labels") or p.truth("cells.parquet")},
           enabled=lambda p: p.runs("integration")),
     # regulons: grn -> modules -> prune -> aucell
-    Stage("grn", "grn", prefix="grn_", outputs=("adjacency.parquet", "grn_report.json", "model"),
+    Stage("grn", prefix="grn_", outputs=("adjacency.parquet", "grn_report.json", "model"),
           inputs=lambda p: {"cells": p.file("qc", "cells.h5ad"), "tf_list": p.resource("tf_list", "tf_list.txt", "human")},
           enabled=lambda p: p.runs("regulons")),
-    Stage("modules", "modules", prefix="module_", outputs=("modules.parquet", "modules_report.json"),
+    Stage("modules", prefix="module_", outputs=("modules.parquet", "modules_report.json"),
           inputs=lambda p: {"adjacency": p.file("grn", "adjacency.parquet")}, enabled=lambda p: p.runs("regulons")),
-    Stage("prune", "prune", outputs=("regulons.parquet", "motif_enrichment.parquet", "regulons.gmt", "prune_report.json"),
+    Stage("prune", outputs=("regulons.parquet", "motif_enrichment.parquet", "regulons.gmt", "prune_report.json"),
           inputs=lambda p: {"modules": p.file("modules", "modules.parquet"),
                             "ranking_dbs": p.resource("ranking_dbs", "sim.genes_vs_motifs.rankings.feather"),
                             "motif_annotations": p.resource("motif_annotations", "motifs.tbl")},
           enabled=lambda p: p.runs("regulons")),
-    Stage("aucell", "aucell", prefix="aucell_", outputs=("aucell.parquet", "cells.h5ad", "aucell_regulons.csv"),
+    Stage("aucell", prefix="aucell_", outputs=("aucell.parquet", "cells.h5ad", "aucell_regulons.csv"),
           inputs=lambda p: {"cells": p.file("qc", "cells.h5ad"), "regulons": p.file("prune", "regulons.parquet")},
           enabled=lambda p: p.runs("regulons")),
     # fate: fate-fit -> mash -> aggregate, rank -> [eval-recovery], diagnostics
-    Stage("fate-fit", "fate_fit", folder_name="fate", prefix="fate_", outputs=FATE_OUTPUTS,
+    Stage("fate-fit", folder_name="fate", prefix="fate_", outputs=FATE_OUTPUTS,
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "guide_map": p.guide_map()},
           enabled=lambda p: p.runs("fate")),
-    Stage("mash", "mash", prefix="mash_", outputs=mash_outputs,
+    Stage("mash", prefix="mash_", outputs=mash_outputs,
           inputs=lambda p: {"input": [p.file("fate", "gene_daywise_for_mash.csv"),
                                       p.file("fate", "guide_daywise_for_mash.csv")],
                             "fixg_fit": p.params.get("mash_fixg_fit")},
           enabled=lambda p: p.runs("fate")),
-    Stage("aggregate", "aggregate", outputs=lambda p: tuple(f"gene_from_guide_mash_{m}.csv" for m in p.mash_modes()),
+    Stage("aggregate", outputs=lambda p: tuple(f"gene_from_guide_mash_{m}.csv" for m in p.mash_modes()),
           inputs=lambda p: {"input": [p.file("mash", f"mash_guide_{m}.csv") for m in p.mash_modes()]},
           enabled=lambda p: p.runs("fate")),
-    Stage("rank", "rank", outputs=("hits_ranked.csv", "mash_mode_comparison.csv"),
+    Stage("rank", outputs=("hits_ranked.csv", "mash_mode_comparison.csv"),
           inputs=lambda p: {"conservative": p.file("mash", "mash_gene_conservative.csv"),
                             "enriched": p.file("mash", "mash_gene_enriched.csv") if "enriched" in p.mash_modes() else None},
           enabled=lambda p: p.runs("fate")),
-    Stage("eval-recovery", "eval_recovery", prefix="eval_", outputs=("recovery_metrics.json", "recovery_table.csv"),
+    Stage("eval-recovery", prefix="eval_", outputs=("recovery_metrics.json", "recovery_table.csv"),
           inputs=lambda p: {"theta_summary": p.file("fate", "theta_posterior_summary.npz"),
                             "truth": p.file("simulate", "truth/sim_recovery.csv"),
                             "hits": p.file("rank", "hits_ranked.csv"),
@@ -205,13 +220,13 @@ STAGES: tuple[Stage, ...] = (
                             "cells": p.file("embed", "cells.h5ad") if p.runs("integration") else None,
                             "cell_truth": p.truth("cells.parquet") if p.runs("integration") else None},
           enabled=lambda p: p.simulated() and p.runs("fate")),
-    Stage("diagnostics", "diagnostics", prefix="diag_",
+    Stage("diagnostics", prefix="diag_",
           outputs=("diagnostics.json", "split_counts.csv", "permutation_hits.csv", "sanity.csv"),
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "model": p.file("fate", "fate_model.pt"),
                             "theta_summary": p.file("fate", "theta_posterior_summary.npz"),
                             "guide_map": p.guide_map(), "known_regulators": p.params.get("diag_known_regulators")},
           enabled=lambda p: p.runs("fate") and p.runs("diagnostics")),
-    Stage("report", "report", prefix="report_", outputs=("report.html", "report_summary.json"),
+    Stage("report", prefix="report_", outputs=("report.html", "report_summary.json"),
           inputs=lambda p: {"results": str(p.outdir / REPORT_VIEW)}, enabled=lambda p: p.runs("report"),
           hashed_inputs=lambda p: {s.folder: str(p.stage_dir(s.folder)) for s in _report_stages(p)},
           prepare=lambda p: stage_report_inputs(p)),

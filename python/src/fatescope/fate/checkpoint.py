@@ -3,13 +3,13 @@
 The file holds only tensors, strings and a JSON document, and is read with
 ``torch.load(weights_only=True)``: opening a checkpoint someone hands you cannot run their code
 (a pickled object in it is refused, not executed). Pyro's parameter constraints are stored by name.
+A loaded guide owns its parameters (``guide.params``); pyro's global param store is not touched.
 """
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pyro
 import torch
 from pyro.distributions import constraints
 
@@ -20,6 +20,7 @@ from .guides import make_guide
 from .laplace import PARAM as LAPLACE_PARAM
 from .laplace import LaplaceGuide
 from .model import FateData, FateModel, Priors
+from .state import ParamState, preserved_rng
 
 FORMAT = "fatescope.fate-model/3"  # /3 adds the Laplace precision factor (laplace.precision_tril)
 READABLE = (FORMAT, "fatescope.fate-model/2")  # /2: no Laplace factor; draws come from the guide
@@ -40,7 +41,7 @@ def checkpoint(result: FitResult, enc: Encoding) -> dict:
     """Everything needed to redraw the posterior without the cells or a refit: the guide's parameters
     (tensors), their constraints (names) and the settings (one JSON string)."""
     data = result.model.data
-    state = pyro.get_param_store().get_state()
+    state = result.guide.params.get_state()
     meta = {
         "config": result.config.as_dict(),
         "priors": result.model.priors.as_dict(),
@@ -83,7 +84,12 @@ def read(path, device: str = "cpu") -> dict:
     unknown = sorted(set(ck["constraints"].values()) - set(CONSTRAINTS))
     if unknown or set(ck["constraints"]) != set(ck["params"]):
         raise InputError(f"{path}: damaged fate-model checkpoint (constraints {unknown or 'do not match the parameters'})")
-    return {**json.loads(ck["meta"]), "params": ck["params"], "constraints": ck["constraints"]}
+    out = {**json.loads(ck["meta"]), "params": ck["params"], "constraints": ck["constraints"]}
+    if "fit" in ck:  # written by FateFit.save: the posterior summaries and the fit's numbers
+        if not isinstance(ck.get("summaries"), dict) or not all(isinstance(v, torch.Tensor) for v in ck["summaries"].values()):
+            raise InputError(f"{path}: damaged fate-model checkpoint (summaries are not a dict of tensors)")
+        out.update(fit=json.loads(ck["fit"]), summaries=ck["summaries"])
+    return out
 
 
 def skeleton_encoding(ck: dict) -> Encoding:
@@ -98,17 +104,20 @@ def skeleton_encoding(ck: dict) -> Encoding:
 
 def load(path, device: str = "cpu") -> tuple[FateModel, object, Encoding]:
     """(model without cells, guide with the fitted parameters, skeleton encoding) from ``save``."""
-    ck = read(path, device)
+    return load_parts(read(path, device), device)
+
+
+def load_parts(ck: dict, device: str = "cpu") -> tuple[FateModel, object, Encoding]:
+    """``load`` of a checkpoint already ``read``."""
     enc = skeleton_encoding(ck)
     data = FateData.from_encoding(enc, device)
     model = FateModel(data, Priors(**ck["priors"]), ck["likelihood_weight"], ck["use_guides"])
     config = FitConfig(**ck["config"])
-    pyro.clear_param_store()
-    pyro.get_param_store().set_state({"params": ck["params"],
-                                      "constraints": {k: CONSTRAINTS[c] for k, c in ck["constraints"].items()}})
-    guide = make_guide(model, config.guide, config.rank)
+    params = ParamState(ck["params"], {k: CONSTRAINTS[c] for k, c in ck["constraints"].items()})
+    guide = make_guide(model, config.guide, config.rank, params=params)
     if config.guide in ("meanfield", "lowrank"):
-        guide.guide._setup_prototype()  # noqa: SLF001 - autoguides build their sites from a model trace
+        with preserved_rng(), params:  # the prototype's initial values are drawn, then replaced by the saved ones
+            guide.guide._setup_prototype()  # noqa: SLF001 - autoguides build their sites from a model trace
     if LAPLACE_PARAM in ck["params"]:
         guide = LaplaceGuide(model, guide)
     return model, guide, enc

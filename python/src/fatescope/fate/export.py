@@ -14,10 +14,12 @@ import torch
 
 from .encoding import Encoding
 from .model import FateData, delta_from_u, theta_from_z
+from .state import seeded
 
 
 @dataclass(frozen=True)
-class Posterior:
+class FatePosterior:
+    """Posterior mean and sd of the fate effects theta, delta and beta over draws (the fate stage's summaries)."""
     theta_mean: np.ndarray  # (L, F, D)
     theta_sd: np.ndarray
     delta_mean: np.ndarray  # (G, F)
@@ -48,24 +50,24 @@ class _Moments:
         return mean.numpy(), var.sqrt().numpy()
 
 
-def summarise(guide, data: FateData, enc: Encoding, num_draws: int = 1000, chunk: int = 100, seed: int = 0) -> Posterior:
-    """Mean and sd of theta, delta and beta over ``num_draws`` draws from the guide (seeded)."""
-    import pyro
-    pyro.set_rng_seed(seed)
+def summarise(guide, data: FateData, enc: Encoding, num_draws: int = 1000, chunk: int = 100, seed: int = 0) -> FatePosterior:
+    """Mean and sd of theta, delta and beta over ``num_draws`` draws from the guide (seeded; the caller's
+    random streams are left as they were)."""
     th, de, be = _Moments(), _Moments(), _Moments()
     gene = data.gene_of_guide[1:] - 1
     done = 0
-    while done < num_draws:
-        n = min(chunk, num_draws - done)
-        d = guide.draw(n)
-        theta = theta_from_z(d["z"], d["tau"], d["sigma_time"])       # (n, L, F, D)
-        delta = delta_from_u(d["u"], d["sigma_guide"], data)           # (n, G, F)
-        th.add(theta)
-        de.add(delta)
-        be.add(theta.index_select(1, gene) + delta.unsqueeze(-1))
-        done += n
+    with seeded(seed):
+        while done < num_draws:
+            n = min(chunk, num_draws - done)
+            d = guide.draw(n)
+            theta = theta_from_z(d["z"], d["tau"], d["sigma_time"])       # (n, L, F, D)
+            delta = delta_from_u(d["u"], d["sigma_guide"], data)           # (n, G, F)
+            th.add(theta)
+            de.add(delta)
+            be.add(theta.index_select(1, gene) + delta.unsqueeze(-1))
+            done += n
     (tm, ts), (dm, ds), (bm, bs) = th.mean_sd(), de.mean_sd(), be.mean_sd()
-    return Posterior(tm, ts, dm, ds, bm, bs, list(enc.gene_names), list(enc.guide_names), enc.guide_gene_names,
+    return FatePosterior(tm, ts, dm, ds, bm, bs, list(enc.gene_names), list(enc.guide_names), enc.guide_gene_names,
                      list(enc.fates[1:]), list(enc.days), num_draws)
 
 
@@ -73,7 +75,7 @@ def day_columns(days: list[str]) -> list[str]:
     return [d if d[:1].isalpha() else f"d{d}" for d in days]
 
 
-def gene_table(post: Posterior, fate: str) -> pd.DataFrame:
+def gene_table(post: FatePosterior, fate: str) -> pd.DataFrame:
     """``gene, betahat_<day>.., se_<day>..`` for one non-reference fate (contrast fate - reference)."""
     f = post.fates.index(fate)
     cols = day_columns(post.days)
@@ -85,7 +87,7 @@ def gene_table(post: Posterior, fate: str) -> pd.DataFrame:
     return out
 
 
-def guide_table(post: Posterior, fate: str) -> pd.DataFrame:
+def guide_table(post: FatePosterior, fate: str) -> pd.DataFrame:
     """``guide, gene, betahat_<day>.., se_<day>..`` from beta for one non-reference fate."""
     f = post.fates.index(fate)
     cols = day_columns(post.days)
@@ -97,7 +99,7 @@ def guide_table(post: Posterior, fate: str) -> pd.DataFrame:
     return out
 
 
-def qc_delta_mean(post: Posterior) -> pd.DataFrame:
+def qc_delta_mean(post: FatePosterior) -> pd.DataFrame:
     """Mean posterior delta over each gene's guides, per fate (~0 by construction)."""
     frame = pd.DataFrame(post.delta_mean, columns=[f"delta_mean_{f}" for f in post.fates])
     frame.insert(0, "gene", post.guide_genes)
@@ -105,7 +107,7 @@ def qc_delta_mean(post: Posterior) -> pd.DataFrame:
     return table.set_index("gene").loc[post.genes].reset_index()
 
 
-def qc_theta_beta_offset(post: Posterior) -> pd.DataFrame:
+def qc_theta_beta_offset(post: FatePosterior) -> pd.DataFrame:
     """Per gene, fate and day: mean over the gene's guides of beta minus theta (~0 by construction)."""
     gene_index = {g: i for i, g in enumerate(post.genes)}
     rows = np.array([gene_index[g] for g in post.guide_genes])
@@ -117,7 +119,7 @@ def qc_theta_beta_offset(post: Posterior) -> pd.DataFrame:
     return frame.groupby("gene", sort=False).mean().reindex(post.genes).reset_index()
 
 
-def npz_payloads(post: Posterior) -> dict[str, dict[str, np.ndarray]]:
+def npz_payloads(post: FatePosterior) -> dict[str, dict[str, np.ndarray]]:
     return {
         "theta_posterior_summary.npz": dict(mean=post.theta_mean, sd=post.theta_sd, genes=np.asarray(post.genes),
                                             fates=np.asarray(post.fates), days=np.asarray(post.days),
@@ -129,7 +131,7 @@ def npz_payloads(post: Posterior) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def long_theta(post: Posterior) -> pd.DataFrame:
+def long_theta(post: FatePosterior) -> pd.DataFrame:
     """Long ``gene, fate, day, mean, sd`` (for evaluation against truth)."""
     L, F, D = post.theta_mean.shape
     return pd.DataFrame({

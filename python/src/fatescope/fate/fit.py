@@ -9,7 +9,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import pyro
 import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
@@ -19,6 +18,7 @@ from ..logs import get_logger, progress_bar
 from .encoding import Encoding
 from .guides import make_guide
 from .model import FateData, FateModel, Priors, center, soft_cross_entropy
+from .state import seeded
 
 log = get_logger(__name__)
 
@@ -130,13 +130,20 @@ def plateau_reached(window_means: list[float], rel_tol: float, patience: int) ->
 
 
 def fit(enc: Encoding, priors: Priors = Priors(), config: FitConfig = FitConfig(), use_guides: bool = True) -> FitResult:
-    """Fit the model to an encoding; deterministic for a fixed seed on one device."""
+    """Fit the model to an encoding; deterministic for a fixed seed on one device.
+
+    The fit owns its parameters (``result.guide.params``) and its random streams: pyro's global param
+    store and the caller's torch / numpy / random states are the same after it as before.
+    """
     from .guides import POSTERIORS
     if config.posterior not in POSTERIORS:
         raise ValueError(f"unknown posterior {config.posterior!r}; expected one of {POSTERIORS}")
+    with seeded(config.seed):
+        return _fit(enc, priors, config, use_guides)
+
+
+def _fit(enc: Encoding, priors: Priors, config: FitConfig, use_guides: bool) -> FitResult:
     device = resolve_device(config.device)
-    pyro.clear_param_store()
-    pyro.set_rng_seed(config.seed)
     data = FateData.from_encoding(enc, device)
     w = config.likelihood_weight
     model = FateModel(data, priors, w if w is not None else 1.0, use_guides)
@@ -149,20 +156,21 @@ def fit(enc: Encoding, priors: Priors = Priors(), config: FitConfig = FitConfig(
     start = time.perf_counter()
     bar = progress_bar(config.num_steps, desc="fate-fit")
     losses: list[float] = []
-    if w is None:
-        model.w = estimate_likelihood_weight(data)
-        result.notes["likelihood_weight_nuisance"] = model.w
-        log.info("likelihood_weight: %.3g from nuisance-only residuals (first phase)", model.w)
-        _train(svi, data, batches, config, losses, bar, config.num_steps // 2, config.min_steps // 2)
-        result.notes["phase1_steps"] = len(losses)
-        model.w = full_model_weight(result, data)
-        log.info("likelihood_weight: %.3g from full-model residuals after %d steps", model.w, len(losses))
-    plateau = _train(svi, data, batches, config, losses, bar, config.num_steps, config.min_steps)
-    if plateau is not None and config.final_lr_drop < 1:
-        # reduce-on-plateau: a last phase at a lower learning rate removes most minibatch jitter
-        result.notes["first_plateau_step"] = plateau
-        scale_learning_rate(optim, config.final_lr_drop)
-        plateau = _train(svi, data, batches, config, losses, bar, config.num_steps, 2 * config.plateau_window)
+    with guide.params:  # SVI reads and updates the guide's own parameters
+        if w is None:
+            model.w = estimate_likelihood_weight(data)
+            result.notes["likelihood_weight_nuisance"] = model.w
+            log.info("likelihood_weight: %.3g from nuisance-only residuals (first phase)", model.w)
+            _train(svi, data, batches, config, losses, bar, config.num_steps // 2, config.min_steps // 2)
+            result.notes["phase1_steps"] = len(losses)
+            model.w = full_model_weight(result, data)
+            log.info("likelihood_weight: %.3g from full-model residuals after %d steps", model.w, len(losses))
+        plateau = _train(svi, data, batches, config, losses, bar, config.num_steps, config.min_steps)
+        if plateau is not None and config.final_lr_drop < 1:
+            # reduce-on-plateau: a last phase at a lower learning rate removes most minibatch jitter
+            result.notes["first_plateau_step"] = plateau
+            scale_learning_rate(optim, config.final_lr_drop)
+            plateau = _train(svi, data, batches, config, losses, bar, config.num_steps, 2 * config.plateau_window)
     bar.close()
     seconds = time.perf_counter() - start
     if w is None:

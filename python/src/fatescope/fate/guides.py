@@ -7,6 +7,9 @@
 - ``map-meanfield``: as structured but z mean-field (an ablation, for calibration studies).
 - ``meanfield``: pyro's AutoNormal over everything (the reference pipeline's choice; the trap).
 - ``lowrank``: pyro's AutoLowRankMultivariateNormal over everything.
+
+Every guide owns its parameters (``guide.params``, a ``ParamState``): SVI runs inside ``with
+guide.params``, and ``point``/``draw`` enter it themselves, so fits never share pyro's global store.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from pyro.infer import autoguide
 from torch.distributions.transforms import ReshapeTransform
 
 from .model import FateModel
+from .state import ParamState, owns_params
 
 GUIDES = ("block-lowrank", "structured", "map-meanfield", "meanfield", "lowrank")
 POSTERIORS = ("laplace", "guide")
@@ -35,8 +39,9 @@ def initial_alpha(model: FateModel) -> torch.Tensor:
 class StructuredGuide:
     """Hand-written guide; ``distributions()`` is shared by SVI and posterior sampling."""
 
-    def __init__(self, model: FateModel, block_z: bool = True, init_scale: float = 0.05):
+    def __init__(self, model: FateModel, block_z: bool = True, init_scale: float = 0.05, params: ParamState | None = None):
         self.model, self.block_z, self.init_scale = model, block_z, init_scale
+        self.params = params or ParamState()
 
     def _normal(self, name: str, loc_init: torch.Tensor, scale: float) -> dist.Distribution:
         loc = pyro.param(f"{name}.loc", loc_init)
@@ -76,6 +81,7 @@ class StructuredGuide:
     def __call__(self, batch: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {name: pyro.sample(name, d) for name, d in self.distributions().items()}
 
+    @owns_params
     def point(self) -> dict[str, torch.Tensor]:
         """Posterior means (MAP values for the scale hyperparameters)."""
         with torch.no_grad():
@@ -86,6 +92,7 @@ class StructuredGuide:
                 out["z"] = (loc.reshape(dists["z"].event_shape) if self.block_z else loc).detach()
             return out
 
+    @owns_params
     def draw(self, num: int) -> dict[str, torch.Tensor]:
         """``num`` posterior draws per site (leading dimension), without gradients."""
         with torch.no_grad():
@@ -95,8 +102,8 @@ class StructuredGuide:
 class AutoGuideWrapper:
     """Pyro autoguide with the same ``draw`` interface."""
 
-    def __init__(self, model: FateModel, kind: str, rank: int | None = None):
-        self.model = model
+    def __init__(self, model: FateModel, kind: str, rank: int | None = None, params: ParamState | None = None):
+        self.model, self.params = model, params or ParamState()
         if kind == "meanfield":
             self.guide = autoguide.AutoNormal(model, init_scale=0.05)
         else:
@@ -105,22 +112,25 @@ class AutoGuideWrapper:
     def __call__(self, batch: torch.Tensor | None = None):
         return self.guide(batch)
 
+    @owns_params
     def point(self) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             return {k: v.detach() for k, v in self.guide.median().items()}
 
+    @owns_params
     def draw(self, num: int) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             draws = [self.guide(None) for _ in range(num)]
         return {k: torch.stack([d[k] for d in draws]) for k in draws[0]}
 
 
-def make_guide(model: FateModel, kind: str = "structured", rank: int | None = None):
+def make_guide(model: FateModel, kind: str = "structured", rank: int | None = None, params: ParamState | None = None):
+    """A guide of family ``kind`` owning ``params`` (a fresh, empty ``ParamState`` by default)."""
     if kind not in GUIDES:
         raise ValueError(f"unknown guide {kind!r}; expected one of {GUIDES}")
     if kind == "block-lowrank":
         from .joint_guide import JointGuide
-        return JointGuide(model, rank=rank or 4)
+        return JointGuide(model, rank=rank or 4, params=params)
     if kind in ("structured", "map-meanfield"):
-        return StructuredGuide(model, block_z=kind == "structured")
-    return AutoGuideWrapper(model, kind, rank)
+        return StructuredGuide(model, block_z=kind == "structured", params=params)
+    return AutoGuideWrapper(model, kind, rank, params=params)

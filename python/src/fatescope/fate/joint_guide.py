@@ -18,6 +18,7 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
 
 from .model import FateModel
+from .state import ParamState, owns_params
 
 
 class BlockLowRankNormal(TorchDistribution):
@@ -63,9 +64,10 @@ class BlockLowRankNormal(TorchDistribution):
 class JointGuide:
     """MAP scales + BlockLowRankNormal over [alpha, b, gamma, u, z]; ``draw``/``point`` as the other guides."""
 
-    def __init__(self, model: FateModel, rank: int = 4, init_scale: float = 0.05):
+    def __init__(self, model: FateModel, rank: int = 4, init_scale: float = 0.05, params: ParamState | None = None):
         from .guides import initial_alpha
         self.model, self.rank, self.init_scale, self._initial_alpha = model, rank, init_scale, initial_alpha
+        self.params = params or ParamState()
         d = model.data
         F, D, R = d.n_fates, d.n_days, d.n_replicates
         self.diag_sites = [("alpha", (F, D)), ("b", (F, R)), ("gamma", (F,))]
@@ -116,6 +118,7 @@ class JointGuide:
             values.update(self.scales())
         return {name: pyro.sample(name, dist.Delta(v, event_dim=v.dim())) for name, v in values.items()}
 
+    @owns_params
     def point(self) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             out = self.split(self.joint().loc.detach())
@@ -123,6 +126,7 @@ class JointGuide:
                 out.update({k: v.detach() for k, v in self.scales().items()})
             return out
 
+    @owns_params
     def draw(self, num: int) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             out = self.split(self.joint().rsample((num,)))

@@ -22,6 +22,7 @@ from pyro.distributions import constraints
 
 from .model import (FateData, FateModel, beta_table, cell_logits, delta_from_u, deviation_prior, effect_prior,
                     soft_cross_entropy, theta_from_z)
+from .state import owns_params
 
 MAX_LATENTS = 12000  # dense P x P Hessian in float64: ~1.1 GiB at this size
 PARAM = "laplace.precision_tril"
@@ -172,8 +173,9 @@ class LaplaceGuide:
     """Draws x ~ Normal(mean of the fitted guide, H^-1) with the MAP scales; same interface as the guides."""
 
     def __init__(self, model: FateModel, base):
-        self.model, self.base = model, base
+        self.model, self.base, self.params = model, base, base.params  # the factor joins the guide's own parameters
 
+    @owns_params
     def fit(self, newton_steps: int = 3, chunk: int = 50000) -> "LaplaceGuide":
         """Newton steps from the guide's mean to the posterior mode (full data: no minibatch jitter), then H there."""
         data, dev = self.model.data, self.model.data.probs.device
@@ -194,6 +196,7 @@ class LaplaceGuide:
         pyro.param(PARAM, tril.float().to(dev), constraint=constraints.lower_cholesky)
         return self
 
+    @owns_params
     def point(self) -> dict[str, torch.Tensor]:
         """The posterior mode of the effects (with the MAP scales)."""
         with torch.no_grad():
@@ -201,6 +204,7 @@ class LaplaceGuide:
             sites = unflatten(pyro.param(LOC).detach(), self.model.data)
             return {**base, **{k: v.to(base[k].dtype) for k, v in sites.items()}}
 
+    @owns_params
     def draw(self, num: int) -> dict[str, torch.Tensor]:
         """``num`` draws: x = mean + L^-T eps with H = L L^T (float64 solve)."""
         with torch.no_grad():

@@ -42,6 +42,11 @@ def _read_csv(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: not a readable CSV table ({exc})") from None
 
 
+def read_table_text(path: str | os.PathLike) -> pd.DataFrame:
+    """A mash table as text (every cell a str), so numbers are parsed exactly by the readers below."""
+    return _read_csv(path)
+
+
 def day_columns(columns: list[str], prefix: str) -> list[str]:
     return [c[len(prefix):] for c in columns if c.startswith(prefix)]
 
@@ -68,7 +73,12 @@ def exact_floats(values: pd.DataFrame) -> np.ndarray:
 
 
 def _numeric(df: pd.DataFrame, cols: list[str], path, ids: pd.Series) -> np.ndarray:
-    out = exact_floats(df[cols])
+    """Text columns (a CSV read as str) are parsed exactly; numeric columns are taken as they are."""
+    values = df[cols]
+    if all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in values.dtypes):
+        out = values.to_numpy(dtype=np.float64)
+    else:
+        out = exact_floats(values.astype(str) if any(t != object for t in values.dtypes) else values)
     bad = np.argwhere(~np.isfinite(out))
     if len(bad):
         problems = [f"row {r + 1} ({ids.iloc[r]!r}), column {cols[c]!r}: {df[cols[c]].iloc[r]!r} is not a finite number"
@@ -78,8 +88,16 @@ def _numeric(df: pd.DataFrame, cols: list[str], path, ids: pd.Series) -> np.ndar
 
 
 def read_daywise_table(path: str | os.PathLike) -> DaywiseTable:
-    """Validated daywise table: unique ids, matching betahat/se day columns, finite effects, se > 0."""
-    df = _read_csv(path)
+    """Validated daywise table from a CSV file (see :func:`daywise_table`)."""
+    return daywise_table(_read_csv(path), path)
+
+
+def daywise_table(df: pd.DataFrame, path: str | os.PathLike = "table") -> DaywiseTable:
+    """Validated daywise table: unique ids, matching betahat/se day columns, finite effects, se > 0.
+
+    ``path`` only names the table in errors."""
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"{path}: expected a pandas DataFrame, got {type(df).__name__}")
     cols = list(df.columns)
     if not cols or cols[0] not in KINDS:
         raise InputError(f"{path}: the first column must be 'gene' or 'guide' (the effect id), found {cols[:1]}")
@@ -129,7 +147,14 @@ def posterior_table(ids: pd.DataFrame, days: list[str], fields: dict[str, np.nda
 
 def read_posterior_table(path: str | os.PathLike, id_columns: tuple[str, ...]) -> tuple[pd.DataFrame, list[str], dict[str, np.ndarray]]:
     """A mash output table: (ids, days, {postmean, postsd, lfsr} arrays), validated like the inputs."""
-    df = _read_csv(path)
+    return posterior_fields(_read_csv(path), id_columns, path)
+
+
+def posterior_fields(df: pd.DataFrame, id_columns: tuple[str, ...], path: str | os.PathLike = "table"
+                     ) -> tuple[pd.DataFrame, list[str], dict[str, np.ndarray]]:
+    """(ids, days, {postmean, postsd, lfsr} arrays) of a posterior DataFrame; ``path`` names it in errors."""
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"{path}: expected a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in id_columns if c not in df.columns]
     if missing:
         raise InputError(f"{path}: missing id column(s) {missing}")

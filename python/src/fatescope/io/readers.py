@@ -13,6 +13,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from ..cells.checks import check_cells
 from ..errors import InputError
 
 
@@ -68,3 +69,13 @@ def read_npz(path: str | os.PathLike, expected: str, keys: tuple[str, ...]) -> d
         raise
     except Exception as exc:  # noqa: BLE001 - zipfile/numpy errors for a file that is not a plain npz
         raise _unreadable(p, "npz", expected, exc) from None
+
+
+def read_cells(path: str | os.PathLike, *, what: str, batch_key: str | None = None, layer: str | None = None,
+               obsm: str | None = None, min_cells: int = 0, min_genes: int = 0) -> ad.AnnData:
+    """A cells.h5ad that a cell stage reads (``what``: which one, for the error), holding the obs
+    column ``batch_key``, the counts ``layer`` (``"auto"``: 'decontaminated' when present, else
+    'counts') and the embedding ``obsm`` when these are given, and at least ``min_cells`` x ``min_genes``."""
+    adata = read_anndata(path, what)
+    check_cells(adata, str(path), batch_key=batch_key, layer=layer, obsm=obsm, min_cells=min_cells, min_genes=min_genes)
+    return adata

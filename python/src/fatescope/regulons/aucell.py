@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..logs import get_logger
+from ..logs import get_logger, progress
+from .stream import block_rows, iter_blocks
 
 log = get_logger(__name__)
 MIN_PRESENT_FRACTION = 0.8
@@ -37,6 +38,28 @@ class Signatures:
     max_auc_denom: np.ndarray  # (n_regulons,) sum of weights of present genes (0 = regulon scores 0)
     n_present: np.ndarray
     n_genes: np.ndarray
+
+
+def check_regulons(regulons: pd.DataFrame) -> pd.DataFrame:
+    """``regulons`` if it has the regulon table's columns and rows, else an InputError."""
+    missing = {"regulon", "tf", "target", "weight"} - set(regulons.columns)
+    if missing:
+        raise InputError(f"regulon table lacks columns {sorted(missing)} (expected regulon, tf, target, weight)")
+    if regulons.empty:
+        raise InputError("no regulons")
+    return regulons
+
+
+def scoring_genes(regulons: pd.DataFrame, k: int | None) -> pd.DataFrame:
+    """Per regulon its top ``k`` targets by weight (all for ``None``) plus the TF: (regulon, tf, gene, weight)."""
+    check_regulons(regulons)
+    r = regulons.sort_values(["regulon", "weight", "target"], ascending=[True, False, True], kind="stable")
+    r = r[r["target"] != r["tf"]]
+    if k is not None:
+        r = r.groupby("regulon", sort=False).head(k)
+    tf_rows = regulons.drop_duplicates("regulon")[["regulon", "tf"]].assign(target=lambda d: d["tf"], weight=1.0)
+    out = pd.concat([r[["regulon", "tf", "target", "weight"]], tf_rows], ignore_index=True)
+    return out.rename(columns={"target": "gene"}).sort_values(["regulon"], kind="stable").reset_index(drop=True)
 
 
 def auc_cutoff(auc_threshold: float, n_genes: int) -> int:
@@ -262,6 +285,23 @@ def aucell_batch_torch(X, sigs: Signatures, perm: np.ndarray, cutoff: int, devic
     denom = torch.as_tensor(sigs.max_auc_denom, device=device) * (cutoff + 1)
     auc = (score @ member) / torch.where(denom > 0, denom, torch.ones_like(denom))
     return torch.where(denom > 0, auc, torch.zeros_like(auc)).cpu().numpy()
+
+
+def score_cells(matrix, n_obs: int, sigs: Signatures, cutoff: int, seed: int | None, batch_size: int,
+                device: str) -> np.ndarray:
+    """AUC matrix (cells x regulons, float64, Fortran order so columns are contiguous) of ``matrix``
+    (array, sparse or a backed h5ad dataset), read in blocks of about 128 MiB and scored in batches:
+    numba on ``device="cpu"``, torch elsewhere (``batch_size`` x 64 cells at a time)."""
+    perm, pos = shuffle_positions(len(sigs.gene_ptr) - 1, seed)  # signatures span the data's genes
+    auc = np.empty((n_obs, len(sigs.names)), dtype=np.float64, order="F")
+    rows = block_rows(len(pos), batch_size)
+    step = rows if device == "cpu" else batch_size * 64
+    for start, block in progress(iter_blocks(matrix, n_obs, rows), desc="aucell", total=-(-n_obs // rows)):
+        for b in range(0, len(block), step):
+            part = block[b:b + step]
+            auc[start + b:start + b + len(part)] = aucell_batch(part, sigs, perm, pos, cutoff) if device == "cpu" \
+                else aucell_batch_torch(part, sigs, perm, cutoff, device=device)
+    return auc
 
 
 def binarize(auc: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

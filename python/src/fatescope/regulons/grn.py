@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from ..cells.preprocess import log_normalize
 from ..errors import InputError
 from ..logs import get_logger
 
@@ -33,15 +33,13 @@ class GRNParams:
     target_sum: float = 1e4
 
 
-def log_normalise(X, target_sum: float = 1e4) -> np.ndarray:
-    """Counts -> log1p(counts / cell total x target_sum), dense float32 (cells x genes)."""
-    X = X.toarray() if sp.issparse(X) else np.asarray(X)
-    X = X.astype(np.float32, copy=True)
-    totals = X.sum(axis=1, keepdims=True)
+def expression_matrix(counts, target_sum: float = 1e4) -> np.ndarray:
+    """RegDiffusion's input: ``cells.preprocess.log_normalize`` (log1p of counts / cell total x target_sum,
+    float32) densified; cells without counts are refused (RegDiffusion would train on empty rows)."""
+    totals = np.asarray(counts.sum(axis=1)).ravel()
     if np.any(totals <= 0):
         raise InputError(f"{int((totals <= 0).sum())} cells have no counts; run qc first")
-    X *= target_sum / totals
-    return np.log1p(X, out=X)
+    return log_normalize(counts, target_sum).toarray()
 
 
 def variable_genes(X: np.ndarray) -> np.ndarray:

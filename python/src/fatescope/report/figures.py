@@ -87,10 +87,10 @@ def umap_panels(umap: np.ndarray, obs: pd.DataFrame) -> str:
     return _png(draw)
 
 
-def heatmap(matrix: pd.DataFrame, title: str, cbar_label: str, xlabel: str, centre: bool = True,
-            annotate: bool = False) -> str:
-    """Rows x columns heatmap with a diverging colour scale centred on 0 (or a sequential one)."""
-    def draw():
+def heatmap_figure(matrix: pd.DataFrame, title: str, cbar_label: str, xlabel: str, centre: bool = True,
+                   annotate: bool = False) -> plt.Figure:
+    """Rows x columns heatmap with a diverging colour scale centred on 0 (or a sequential one), in the report style."""
+    with plt.rc_context(STYLE):
         n_rows, n_cols = matrix.shape
         height = min(0.28 * n_rows + 1.6, 14)
         fig, ax = plt.subplots(figsize=(min(WIDTH, 2.5 + 0.6 * n_cols), height))
@@ -109,13 +109,19 @@ def heatmap(matrix: pd.DataFrame, title: str, cbar_label: str, xlabel: str, cent
                             color="white" if abs(v) > 0.6 * lim else "black")
         fig.colorbar(im, ax=ax, label=cbar_label, fraction=0.05, pad=0.02)
         fig.tight_layout()
-        return fig
-    return _png(draw)
+    return fig
 
 
-def volcano(table: pd.DataFrame, hits: dict[str, set[str]], days: list[str], lfsr_thresh: float, fate: str) -> str:
+def heatmap(matrix: pd.DataFrame, title: str, cbar_label: str, xlabel: str, centre: bool = True,
+            annotate: bool = False) -> str:
+    """``heatmap_figure`` as a base64 PNG."""
+    return _png(lambda: heatmap_figure(matrix, title, cbar_label, xlabel, centre, annotate))
+
+
+def volcano_figure(table: pd.DataFrame, hits: dict[str, set[str]], days: list[str], lfsr_thresh: float,
+                   fate: str) -> plt.Figure:
     """Posterior mean vs -log10 lfsr, one panel per day; the day's hits in colour; lfsr threshold dashed."""
-    def draw():
+    with plt.rc_context(STYLE):
         n = len(days)
         cols = min(n, 4)
         rows = int(np.ceil(n / cols))
@@ -138,8 +144,12 @@ def volcano(table: pd.DataFrame, hits: dict[str, set[str]], days: list[str], lfs
         fig.tight_layout()
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, frameon=False, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2)
-        return fig
-    return _png(draw)
+    return fig
+
+
+def volcano(table: pd.DataFrame, hits: dict[str, set[str]], days: list[str], lfsr_thresh: float, fate: str) -> str:
+    """``volcano_figure`` as a base64 PNG."""
+    return _png(lambda: volcano_figure(table, hits, days, lfsr_thresh, fate))
 
 
 def mode_bars(comparison: pd.DataFrame) -> str:

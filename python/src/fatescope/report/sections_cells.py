@@ -7,6 +7,7 @@ from pathlib import PurePath
 import numpy as np
 import pandas as pd
 
+from ..regulons.activity import cluster_means, most_varying, zscore_rows
 from . import figures
 from .collect import RunData
 from .section import Section, details, heading, image, not_run, para
@@ -108,18 +109,6 @@ def integration(data: RunData) -> Section:
     return Section("integration", "Integration", body, numbers=numbers)
 
 
-def _cluster_means(auc: pd.DataFrame, clusters: pd.Series) -> pd.DataFrame:
-    """Mean AUCell per cluster (regulons x clusters), clusters in natural order."""
-    means = auc.groupby(clusters.astype(str)).mean().T
-    order = sorted(means.columns, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
-    return means[order]
-
-
-def _zscore_rows(m: pd.DataFrame) -> pd.DataFrame:
-    sd = m.std(axis=1, ddof=0).replace(0, np.nan)
-    return m.sub(m.mean(axis=1), axis=0).div(sd, axis=0).fillna(0.0)
-
-
 def regulons(data: RunData, top: int) -> Section:
     title = "Regulon activity"
     if data.aucell is None:
@@ -141,10 +130,10 @@ def regulons(data: RunData, top: int) -> Section:
         else:
             if len(shared) < len(auc):
                 body += para(f"{len(shared)} of {len(auc)} AUCell cells have a cluster; the rest are left out.", "note")
-            means = _cluster_means(auc.loc[shared], clusters.loc[shared])
-            z = _zscore_rows(means)
+            means = cluster_means(auc.loc[shared], clusters.loc[shared])
+            z = zscore_rows(means)
             spread = means.max(axis=1) - means.min(axis=1)
-            shown = z.loc[spread.sort_values(ascending=False).index[:MAX_REGULONS_SHOWN]]
+            shown = most_varying(means, MAX_REGULONS_SHOWN)
             body += image(figures.heatmap(shown, f"Mean AUCell per Leiden cluster ({len(shown)} of {len(z)} regulons)",
                                           "z-score across clusters", "Leiden cluster"),
                           "Heatmap of mean AUCell per Leiden cluster, regulons by clusters, z-scored per regulon")

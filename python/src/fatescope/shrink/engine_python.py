@@ -13,7 +13,7 @@ from .fit import MashFit
 from .grid import autoselect_grid
 from .likelihood import calc_loglik_matrix, relative_loglik, single_torch_thread, vloglik
 from .mixsqp import DEFAULT_CONTROL, SQPControl, mix_weights, set_prior
-from .posterior import Posterior, compute_posterior, fixg_posterior, posterior_weights
+from .posterior import MashPosterior, compute_posterior, fixg_posterior, posterior_weights
 
 log = get_logger(__name__)
 
@@ -30,7 +30,7 @@ class FitOptions:
 
 
 def fit_mash(data: MashData, ulist: Ulist, conditions: list[str], opts: FitOptions = FitOptions(),
-             grid: np.ndarray | None = None, control: SQPControl | None = None) -> tuple[MashFit, Posterior]:
+             grid: np.ndarray | None = None, control: SQPControl | None = None) -> tuple[MashFit, MashPosterior]:
     """Estimate the mixture weights on ``data`` and return the fit with every effect's posterior."""
     if grid is None:
         grid = autoselect_grid(data.bhat, data.shat, opts.gridmult)
@@ -54,7 +54,7 @@ def fit_mash(data: MashData, ulist: Ulist, conditions: list[str], opts: FitOptio
     return fit, post
 
 
-def apply_fit(fit: MashFit, data: MashData, pi_thresh: float = 1e-10, device: str = "auto") -> tuple[Posterior, float]:
+def apply_fit(fit: MashFit, data: MashData, pi_thresh: float = 1e-10, device: str = "auto") -> tuple[MashPosterior, float]:
     """fixg: posteriors and log-likelihood of ``data`` under a fitted prior, in row batches."""
     if data.n_conditions != len(fit.conditions):
         raise ValueError(f"the fit has {len(fit.conditions)} conditions, the data {data.n_conditions}")

@@ -20,7 +20,7 @@ import pandas as pd
 from ..logs import get_logger
 from .fit import MashFit
 from .modes import MashResult, MashSettings
-from .posterior import Posterior
+from .posterior import MashPosterior
 
 log = get_logger(__name__)
 
@@ -116,4 +116,4 @@ def run_mash_r(bhat: np.ndarray, shat: np.ndarray, conditions: list[str], settin
                       settings.alpha, list(conditions), float(read("loglik.bin", 0)[0]), info)
         pm, psd, lfsr = (read(f"{k}.bin", len(bhat)) for k in ("pm", "psd", "lfsr"))
     nan = np.full_like(pm, np.nan)
-    return MashResult(Posterior(pm, psd, lfsr, nan, nan), fit, info)
+    return MashResult(MashPosterior(pm, psd, lfsr, nan, nan), fit, info)

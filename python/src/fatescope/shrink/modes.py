@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from ..logs import get_logger
 from .ash import strong_effects
@@ -21,7 +22,7 @@ from .data import MashData, estimate_null_correlation_simple, set_data, with_V
 from .ed import cov_ed
 from .engine_python import FitOptions, apply_fit, fit_mash
 from .fit import MashFit
-from .posterior import Posterior
+from .posterior import MashPosterior
 
 log = get_logger(__name__)
 MODES = ("conservative", "enriched")
@@ -58,9 +59,35 @@ class MashSettings:
 
 @dataclass
 class MashResult:
-    posterior: Posterior
+    """Posteriors and the fitted prior; ``ids``/``days`` (set by ``fs.tl.mash``) label the DataFrame views."""
+    posterior: MashPosterior
     fit: MashFit
     info: dict = field(default_factory=dict)
+    ids: pd.DataFrame | None = None
+    days: list[str] | None = None
+
+    def _frame(self, values: np.ndarray, prefix: str) -> pd.DataFrame:
+        if self.ids is None or self.days is None:
+            raise ValueError("this MashResult has no ids/days (fit it with fatescope.tl.mash)")
+        return pd.DataFrame(values, columns=[f"{prefix}_{d}" for d in self.days],
+                            index=pd.Index(self.ids.iloc[:, 0], name=self.ids.columns[0]))
+
+    @property
+    def postmean(self) -> pd.DataFrame:
+        return self._frame(self.posterior.mean, "postmean")
+
+    @property
+    def postsd(self) -> pd.DataFrame:
+        return self._frame(self.posterior.sd, "postsd")
+
+    @property
+    def lfsr(self) -> pd.DataFrame:
+        return self._frame(self.posterior.lfsr, "lfsr")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The id columns, then postmean_*, postsd_*, lfsr_* (the CLI's mash_<kind>_<mode>.csv)."""
+        fields = [f.reset_index(drop=True) for f in (self.postmean, self.postsd, self.lfsr)]
+        return pd.concat([self.ids.reset_index(drop=True), *fields], axis=1)
 
 
 def null_correlation(data: MashData, settings: MashSettings, info: dict) -> MashData:

@@ -25,7 +25,8 @@ FIELDS = ("mean", "sd", "lfsr", "zero_prob", "neg_prob")
 
 
 @dataclass
-class Posterior:
+class MashPosterior:
+    """Per effect and condition: mash posterior mean, sd, lfsr and the zero / negative probabilities behind it."""
     mean: np.ndarray
     sd: np.ndarray
     lfsr: np.ndarray
@@ -33,7 +34,7 @@ class Posterior:
     neg_prob: np.ndarray
 
     @classmethod
-    def concat(cls, parts: list[Posterior]) -> Posterior:
+    def concat(cls, parts: list[MashPosterior]) -> MashPosterior:
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS))
 
 
@@ -71,7 +72,7 @@ def component_moments(b: torch.Tensor, shat: torch.Tensor, V: torch.Tensor, U: t
     return torch.where(ok, ll, torch.full_like(ll, -math.inf)), mu1, var1
 
 
-def summarise(mu1: torch.Tensor, var1: torch.Tensor, w: torch.Tensor, sa: torch.Tensor) -> Posterior:
+def summarise(mu1: torch.Tensor, var1: torch.Tensor, w: torch.Tensor, sa: torch.Tensor) -> MashPosterior:
     """Mix the per-component moments with weights w (J x P); scale back by shat^alpha (J x R)."""
     mu1 = mu1 * sa[:, None, :]
     var1 = var1.clamp_min(0) * (sa ** 2)[:, None, :]
@@ -83,7 +84,7 @@ def summarise(mu1: torch.Tensor, var1: torch.Tensor, w: torch.Tensor, sa: torch.
     mean = (w * mu1).sum(1)
     sd = torch.sqrt(((w * (mu1 ** 2 + var1)).sum(1) - mean ** 2).clamp_min(0))
     zero_p, neg_p = (w * zero).sum(1).cpu().numpy(), (w * neg).sum(1).cpu().numpy()
-    return Posterior(mean.cpu().numpy(), sd.cpu().numpy(), compute_lfsr(neg_p, zero_p), zero_p, neg_p)
+    return MashPosterior(mean.cpu().numpy(), sd.cpu().numpy(), compute_lfsr(neg_p, zero_p), zero_p, neg_p)
 
 
 def _batches(data: MashData, P: int, dev: torch.device):
@@ -98,18 +99,18 @@ def _batches(data: MashData, P: int, dev: torch.device):
         yield rows, t(data.bhat[rows]), t(data.shat[rows.start] if common else data.shat[rows]), t(data.shat_alpha[rows])
 
 
-def compute_posterior(data: MashData, xU: np.ndarray, weights: np.ndarray, device: str = "auto") -> Posterior:
-    """Posterior mean, sd, lfsr of every effect under the components ``xU`` with posterior ``weights`` (J x P)."""
+def compute_posterior(data: MashData, xU: np.ndarray, weights: np.ndarray, device: str = "auto") -> MashPosterior:
+    """MashPosterior mean, sd, lfsr of every effect under the components ``xU`` with posterior ``weights`` (J x P)."""
     dev = resolve_device(device)
     U, V = torch.as_tensor(xU, dtype=DTYPE, device=dev), torch.as_tensor(data.V, dtype=DTYPE, device=dev)
     parts = []
     for rows, b, shat, sa in _batches(data, len(xU), dev):
         _, mu1, var1 = component_moments(b, shat, V, U, data.common_shat())
         parts.append(summarise(mu1, var1, torch.as_tensor(weights[rows], dtype=DTYPE, device=dev), sa))
-    return Posterior.concat(parts)
+    return MashPosterior.concat(parts)
 
 
-def fixg_posterior(data: MashData, xU: np.ndarray, pi: np.ndarray, device: str = "auto") -> tuple[Posterior, float]:
+def fixg_posterior(data: MashData, xU: np.ndarray, pi: np.ndarray, device: str = "auto") -> tuple[MashPosterior, float]:
     """Posteriors and total log-likelihood under fixed weights ``pi`` (> 0), one factorisation per pair."""
     dev = resolve_device(device)
     U, V = torch.as_tensor(xU, dtype=DTYPE, device=dev), torch.as_tensor(data.V, dtype=DTYPE, device=dev)
@@ -121,4 +122,4 @@ def fixg_posterior(data: MashData, xU: np.ndarray, pi: np.ndarray, device: str =
         norm = torch.logsumexp(lw, dim=1)
         total += float((norm - torch.log(sa).sum(1)).sum())
         parts.append(summarise(mu1, var1, torch.exp(lw - norm[:, None]), sa))
-    return Posterior.concat(parts), total
+    return MashPosterior.concat(parts), total
