@@ -41,18 +41,11 @@ truth = pd.read_csv("sim/truth/sim_recovery.csv")
 planted = set(truth.loc[truth["hit_gene"], "gene"])
 sorted(planted)"""),
     ("markdown", """## 2. Load and QC
-
-The samples are read and concatenated with their samplesheet metadata; `fs.pp.qc` filters cells and
-genes in place and keeps the raw counts in `layers["counts"]`."""),
-    ("code", """import anndata as ad
-
-samples = pd.read_csv(sheet)
-parts = {}
-for row in samples.itertuples():
-    part = ad.read_h5ad(row.counts)
-    part.obs["batch"], part.obs["day"] = row.batch, row.day
-    parts[row.sample] = part
-adata = ad.concat(parts, label="sample", index_unique=None)
+`fs.read_samples` reads every sample of the samplesheet (h5ad, 10x .h5 or MatrixMarket), attaches guide
+calls (`obsm["guides"]`) and fate probabilities (`obsm["fate_probs"]`) and concatenates them; `fs.pp.qc`
+filters cells and genes in place and keeps the raw counts in `layers["counts"]`."""),
+    ("code", """guide_map = "sim/guide_map.csv"
+adata = fs.read_samples(sheet, guide_map)
 fs.pp.qc(adata, min_features=50)
 adata"""),
     ("markdown", """## 3. Integrate and embed
@@ -82,11 +75,22 @@ planted_edges = set(zip(regulon_truth["tf"], regulon_truth["target"]))
 found = pruned.regulons[pruned.regulons["target"] != pruned.regulons["tf"]]
 regulon_precision = sum((t, g) in planted_edges for t, g in zip(found["tf"], found["target"])) / len(found)
 regulon_precision"""),
-    ("markdown", """## 5. Figures
-
+    ("markdown", """## 5. Fate model, mash and ranked hits
+The fate model estimates each knockdown's effect on each fate per day (500 SVI steps here); mash shrinks
+the daywise effects across days, and `rank_hits` calls the hits (lfsr and effect-size rules)."""),
+    ("code", """from fatescope.io.annotations import read_guide_map
+fit = fs.tl.fate_fit(adata, read_guide_map(guide_map), num_steps=500, min_steps=200, num_draws=200, device="cpu")
+shrunk = fs.tl.mash(fit.gene_daywise(), mode="conservative", device="cpu").to_frame()
+hits, _ = fs.tl.rank_hits(shrunk)
+called = set(hits.loc[hits["hit_anyday"], "gene"])
+hit_precision = len(called & planted) / max(len(called), 1)
+hit_recall = len(called & planted) / len(planted)
+hits.head()"""),
+    ("markdown", """## 6. Figures
 Each `fs.pl` function returns a matplotlib Figure (the report's figures)."""),
     ("code", """figures = [fs.pl.umap(adata, color="batch"), fs.pl.umap(adata, color="leiden"),
-           fs.pl.regulon_heatmap(adata, groupby="leiden")]
+           fs.pl.regulon_heatmap(adata, groupby="leiden"), fs.pl.fate_heatmap(shrunk, hits),
+           fs.pl.volcano(shrunk, hits)]
 figures[-1]"""),
 ]
 

@@ -57,7 +57,7 @@ def same_arrays(a, b) -> bool:
 
 
 def test_qc_equals_cli(run):
-    from fatescope.cli.qc import load_samples
+    from fatescope._read import load_samples
     from fatescope.io.annotations import read_guide_map
     from fatescope.io.samplesheet import validate_samplesheet
 

@@ -3,19 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anndata as ad
 import click
-import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from ..cells.qc import concat_samples, per_sample_table
-from ..errors import InputError
-from ..io.annotations import read_fate_probs, read_guide_calls, read_guide_map
-from ..io.counts import read_counts
+from .._read import load_samples
+from ..cells.qc import per_sample_table
+from ..io.annotations import read_guide_map
 from ..io.outputs import staged_output
 from ..io.samplesheet import validate_samplesheet
-from ..logs import get_logger, progress
+from ..logs import get_logger
 from ..pp._qc import qc
 from .common import api_default, outdir_option, stage_command
 
@@ -27,92 +23,6 @@ META_COLUMNS = ("sample", "batch", "day", "replicate")
 def _d(name: str):
     """The API's default of option ``name`` (the one source of this stage's defaults)."""
     return api_default(qc, name)
-
-
-def _attach_guides(adata: ad.AnnData, path: str, guide_map: pd.DataFrame) -> None:
-    barcodes, calls = read_guide_calls(path, guide_map.index)
-    rows = pd.Index(barcodes).get_indexer(adata.obs_names)
-    matched = rows >= 0
-    if len(barcodes) == 0:
-        log.warning("%s: no guide calls in this file; the sample's cells carry no guides", path)
-    elif not matched.any():
-        raise InputError(f"{path}: none of its {len(barcodes)} cell barcodes match the counts' barcodes "
-                         f"(e.g. {barcodes[0]!r} vs {adata.obs_names[0]!r})")
-    pick = sp.csr_matrix((np.ones(matched.sum()), (np.flatnonzero(matched), rows[matched])), shape=(adata.n_obs, len(barcodes)))
-    adata.obsm["guides"] = sp.csr_matrix(pick @ calls, dtype=np.float32)
-    unmatched = len(barcodes) - int(matched.sum())
-    if unmatched:
-        log.warning("%s: %d guide-call barcodes are not in the counts and were ignored", path, unmatched)
-
-
-def _attach_fate_probs(adata: ad.AnnData, path: str, fate_names: list[str] | None) -> list[str]:
-    probs = read_fate_probs(path)
-    names = list(map(str, probs.columns))
-    if fate_names is not None and names != fate_names:
-        raise InputError(f"{path}: fate columns {names} differ from the other samples' {fate_names}")
-    aligned = probs.reindex(adata.obs_names)
-    covered = int(aligned.notna().all(axis=1).sum())
-    if covered == 0:
-        raise InputError(f"{path}: none of its cell barcodes match the counts' barcodes "
-                         f"(e.g. {probs.index[0]!r} vs {adata.obs_names[0]!r})")
-    if covered < adata.n_obs:
-        log.warning("%s: %d of %d cells have no fate probabilities (qc_per_sample.csv: cells_with_fate_probs); "
-                    "fate-fit refuses them unless --missing-fate-probs drop", path, adata.n_obs - covered, adata.n_obs)
-    adata.obsm["fate_probs"] = aligned.to_numpy(np.float64)
-    adata.obs["has_fate_probs"] = aligned.notna().all(axis=1).to_numpy()
-    return names
-
-
-def load_sample(row: pd.Series, guide_map: pd.DataFrame | None, fate_names: list[str] | None) -> tuple[ad.AnnData, list[str] | None]:
-    """One samplesheet row -> AnnData with its metadata, guide calls and fate probabilities."""
-    adata = read_counts(row["counts"])
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise InputError(f"{row['counts']}: sample {row['sample']!r} is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
-    repeated = pd.unique(adata.obs_names[adata.obs_names.duplicated()])
-    if len(repeated):
-        raise InputError(f"{row['counts']}: sample {row['sample']!r} has {len(repeated)} barcode(s) on more than one "
-                         f"cell (e.g. {', '.join(map(repr, repeated[:3]))}); expected one row per barcode")
-    for col, value in row.items():
-        if col not in ("counts", "guides", "fate_probs") and isinstance(value, str):
-            adata.obs[col] = value
-    if isinstance(row.get("guides"), str):
-        if guide_map is None:
-            raise InputError(f"sample {row['sample']!r} has a guides file but no guide map was given (--guide-map)")
-        _attach_guides(adata, row["guides"], guide_map)
-    elif guide_map is not None:
-        adata.obsm["guides"] = sp.csr_matrix((adata.n_obs, len(guide_map)), dtype=np.float32)
-    if isinstance(row.get("fate_probs"), str):
-        fate_names = _attach_fate_probs(adata, row["fate_probs"], fate_names)
-    return adata, fate_names
-
-
-def _fill_missing_fates(samples: dict[str, ad.AnnData], fate_names: list[str] | None) -> None:
-    if fate_names is None:
-        return
-    for a in samples.values():
-        if "fate_probs" not in a.obsm:
-            a.obsm["fate_probs"] = np.full((a.n_obs, len(fate_names)), np.nan)
-            a.obs["has_fate_probs"] = False
-
-
-def load_samples(sheet: pd.DataFrame, guide_map: pd.DataFrame | None, gene_join: str) -> tuple[ad.AnnData, dict[str, ad.AnnData]]:
-    """Every sample of the samplesheet, concatenated with its guides and fate probabilities; and each as loaded."""
-    raw: dict[str, ad.AnnData] = {}
-    fate_names = None
-    for _, row in progress(sheet.iterrows(), desc="load samples", total=len(sheet)):
-        raw[row["sample"]], fate_names = load_sample(row, guide_map, fate_names)
-        log.info("sample %s: %d cells x %d genes (%s)", row["sample"], raw[row["sample"]].n_obs,
-                 raw[row["sample"]].n_vars, raw[row["sample"]].uns["counts_format"])
-    _fill_missing_fates(raw, fate_names)
-    adata = concat_samples(raw, join=gene_join)
-    if guide_map is not None:
-        adata.obs["n_guides"] = np.diff(sp.csr_matrix(adata.obsm["guides"]).indptr).astype(np.int64)
-        adata.uns["guide_names"] = guide_map.index.to_numpy(str)
-        adata.uns["guide_genes"] = guide_map["gene_name"].to_numpy(str)
-        adata.uns["guide_is_ntc"] = guide_map["is_ntc"].to_numpy(bool)
-    if fate_names is not None:
-        adata.uns["fate_names"] = np.asarray(fate_names, dtype=str)
-    return adata, raw
 
 
 def run(input: str, outdir: str = "qc", guide_map: str | None = None, min_features: int = _d("min_features"),
