@@ -56,3 +56,10 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", "import sys, fatescope as fs; fs.tl, fs.pp, fs.pl; "
                           "print('torch' in sys.modules)"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_plotting_leaves_the_callers_backend_alone():
+    code = ("import matplotlib; matplotlib.use('svg'); import fatescope as fs; fs.pl.umap, fs.pl.volcano; "
+            "import fatescope.report.figures; print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"

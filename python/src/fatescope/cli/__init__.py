@@ -16,6 +16,8 @@ from ..logs import RUN_LOG_ENV, add_file_log, configure
 # cuBLAS is deterministic only with a fixed workspace (torch.use_deterministic_algorithms, fatescope.device):
 # set before CUDA loads
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+# commands draw into files, never on a screen; the API (fs.pl) leaves a notebook's backend alone
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 # stage name -> module under fatescope.cli defining `command`; order = order in the DAG
 COMMANDS = {

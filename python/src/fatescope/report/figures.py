@@ -1,16 +1,14 @@
-"""The report's figures: data in, base64 PNG out (matplotlib, Agg, readable at page width)."""
+"""The report's figures: data in, base64 PNG out (matplotlib, readable at page width); the Figure-returning
+halves serve fs.pl."""
 from __future__ import annotations
 
 import base64
 import io
 from collections.abc import Callable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 WIDTH = 9.0         # inches; the page's content column
 DPI = 110
