@@ -27,7 +27,6 @@ training runs (`n_steps`, `num_steps`, ... well below their defaults). On real d
 import pandas as pd
 
 import fatescope as fs
-from fatescope.cli.simulate import run as simulate  # `fatescope simulate` as a function
 
 logging.basicConfig(level=logging.WARNING)"""),
     ("markdown", """## 1. Simulate
@@ -36,7 +35,7 @@ logging.basicConfig(level=logging.WARNING)"""),
 map, a synthetic cisTarget ranking database with motif annotations and a TF list, and the truth tables
 (`docs/simulate.md`). Here: 2 days x 2 replicates, 16 perturbed genes of which some have a planted effect
 on fate, 4 TFs with planted regulons."""),
-    ("code", f"""sheet = simulate(outdir="sim", seed=3, {SIZES})
+    ("code", f"""sheet = fs.datasets.simulate(outdir="sim", seed=3, {SIZES})
 truth = pd.read_csv("sim/truth/sim_recovery.csv")
 planted = set(truth.loc[truth["hit_gene"], "gene"])
 sorted(planted)"""),

@@ -150,7 +150,7 @@ def test_invalid_parameters_fail_cleanly(tmp_path):
 
 
 def test_failure_mid_run_leaves_no_output(tmp_path, monkeypatch):
-    import fatescope.cli.simulate as cli
+    import fatescope.datasets as cli
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

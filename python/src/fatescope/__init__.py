@@ -11,7 +11,7 @@ try:
 except PackageNotFoundError:  # running from a checkout through bin/fatescope
     __version__ = "0.1.0"
 
-_NAMESPACES = ("pp", "tl", "pl")
+_NAMESPACES = ("pp", "tl", "pl", "datasets")
 __all__ = ["__version__", "read_samples", *_NAMESPACES]
 
 
