@@ -110,7 +110,7 @@ def test_prune_equals_cli_with_objects_or_paths(stages):
     by_path = fs.tl.prune(mods, stages["db"], stages["annotations"], pruning_rank_threshold=stages["rank"],
                           pruning_device="cpu")
     pd.testing.assert_frame_equal(by_path.regulons, res.regulons)
-    with pytest.raises(InputError, match="pruning_rank_threshold 5000 must be below the database's"):
+    with pytest.raises(InputError, match="--pruning-rank-threshold 5000 must be below the database's"):
         fs.tl.prune(mods, [db], stages["annotations"])
     with pytest.raises(InputError, match="no ranking database"):
         fs.tl.prune(mods, [], stages["annotations"])

@@ -52,8 +52,8 @@ def _databases(dbs, rank_threshold: int) -> tuple[list[RankingDB], float]:
     opened = [(db.name, db) if isinstance(db, RankingDB) else (str(db), load_ranking_db(db)) for db in items]
     for where, db in opened:
         if rank_threshold >= db.n_genes:
-            raise InputError(f"{where}: pruning_rank_threshold {rank_threshold} must be below the database's "
-                             f"{db.n_genes} genes")
+            raise InputError(f"{where}: --pruning-rank-threshold {rank_threshold} must be below the database's "
+                             f"{db.n_genes} genes (pruning_rank_threshold of fs.tl.prune)")
     return [db for _, db in opened], time.perf_counter() - t0
 
 

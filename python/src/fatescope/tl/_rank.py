@@ -71,7 +71,7 @@ def rank_hits(conservative: pd.DataFrame, enriched: pd.DataFrame | None = None, 
     if enriched is not None:
         tables["enriched"] = posterior_fields(enriched, ("gene",), names[1])
     if hits_mode not in tables:
-        raise InputError(f"hits_mode {hits_mode!r} needs the {hits_mode} table (--{hits_mode})")
+        raise InputError(f"--hits-mode {hits_mode} needs the {hits_mode} table (--{hits_mode}; fs.tl.rank_hits: {hits_mode}=)")
     ids, days, fields = tables[hits_mode]
     hits = science.rank_hits(ids, days, fields, t)
     if enriched is not None:
