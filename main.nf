@@ -26,6 +26,7 @@ include { GRN           } from './modules/local/grn'
 include { MODULES       } from './modules/local/modules'
 include { PRUNE         } from './modules/local/prune'
 include { AUCELL        } from './modules/local/aucell'
+include { FATE_PROBS    } from './modules/local/fate_probs'
 include { FATE_FIT      } from './modules/local/fate_fit'
 include { MASH          } from './modules/local/mash'
 include { AGGREGATE     } from './modules/local/aggregate'
@@ -43,6 +44,15 @@ workflow {
         error("--mash_mode ${params.mash_mode}: the pipeline ranks hits on the conservative mode; give 'conservative' or 'conservative,enriched'")
     }
 
+    // Fate probabilities are computed (FATE_PROBS, on EMBED's graph) when asked, or when a sample brings none
+    def sampleRows = params.input ? samplesheetToList(params.input, "${projectDir}/assets/schema_input.json") : []
+    def samplesLackFateProbs = params.input ? sampleRows.any { row -> !row[3] } : !params.sim_fate_probs
+    def computeFateProbs = !params.skip_fate && (params.compute_fate_probs == 'always'
+        || (params.compute_fate_probs == 'auto' && samplesLackFateProbs))
+    if (computeFateProbs && params.skip_integration) {
+        error("the fate branch needs fate probabilities: some sample has no fate_probs file (or --compute_fate_probs always), so FATE_PROBS computes them on EMBED's kNN graph; drop --skip_integration, give every sample a fate_probs file, or --skip_fate true")
+    }
+
     // Every container image of the run carries this pipeline's fatescope version: checked before any stage runs
     CHECK_IMAGES(channel.fromList(runImages()))
     ch_images_ok = CHECK_IMAGES.out.ready.map { _images -> 'images checked' }
@@ -56,7 +66,7 @@ workflow {
     // Samples: [meta (id, batch, day, replicate), counts, guides or [], fate_probs or []]
     //
     if (params.input) {
-        ch_rows = channel.fromList(samplesheetToList(params.input, "${projectDir}/assets/schema_input.json"))
+        ch_rows = channel.fromList(sampleRows)
         ch_guide_map = params.guide_map ? channel.value(file(params.guide_map, checkIfExists: true)) : channel.value([])
     }
     else if (params.simulate) {
@@ -156,10 +166,20 @@ workflow {
     }
 
     //
-    // Fate effects -> mash shrinkage -> guide aggregation and hit ranking -> diagnostics
+    // [Fate probabilities] -> fate effects -> mash shrinkage -> guide aggregation and hit ranking -> diagnostics
     //
     if (!params.skip_fate) {
-        FATE_FIT(QC.out.h5ad, ch_guide_map)
+        // Fate probabilities: the samples' own, or computed on EMBED's graph when a sample has none
+        // (params.compute_fate_probs: auto, always, never)
+        ch_fate_probs = channel.value([])
+        if (computeFateProbs) {
+            FATE_PROBS(EMBED.out.h5ad, optionalFile(params.fate_probs_labels))
+            ch_versions = ch_versions.mix(FATE_PROBS.out.versions)
+            ch_results = ch_results.mix(FATE_PROBS.out.outdir)
+            ch_fate_probs = FATE_PROBS.out.table
+        }
+
+        FATE_FIT(QC.out.h5ad, ch_guide_map, ch_fate_probs)
         ch_versions = ch_versions.mix(FATE_FIT.out.versions)
         ch_results = ch_results.mix(FATE_FIT.out.outdir)
 
@@ -182,7 +202,7 @@ workflow {
         ch_results = ch_results.mix(EVAL_RECOVERY.out.outdir)
 
         if (!params.skip_diagnostics) {
-            DIAGNOSTICS(QC.out.h5ad, FATE_FIT.out.model, FATE_FIT.out.theta_summary, ch_guide_map,
+            DIAGNOSTICS(QC.out.h5ad, FATE_FIT.out.model, FATE_FIT.out.theta_summary, ch_guide_map, ch_fate_probs,
                         optionalFile(params.diag_known_regulators))
             ch_versions = ch_versions.mix(DIAGNOSTICS.out.versions)
             ch_results = ch_results.mix(DIAGNOSTICS.out.outdir)

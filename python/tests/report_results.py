@@ -38,10 +38,18 @@ def planted_adjacency(root: Path, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["tf", "target", "importance"]).drop_duplicates(["tf", "target"])
 
 
+def terminal_labels(cells_truth: Path) -> pd.DataFrame:
+    """cell, terminal: the true fate of the last day's cells furthest along their branch, 'none' for the rest."""
+    truth = pd.read_parquet(cells_truth)
+    last = truth["day_index"] == truth["day_index"].max()
+    late = last & (truth["pseudotime"] >= truth.loc[last, "pseudotime"].median())
+    return pd.DataFrame({"cell": truth["cell"], "terminal": np.where(late, truth["true_fate"].astype(str), "none")})
+
+
 def full_run(root: Path) -> Path:
-    """fate_chain plus diagnostics, integrate (harmony), embed --assess, modules -> prune -> aucell, and
+    """fate_chain plus diagnostics, integrate (harmony), embed --assess, fate-probs, modules -> prune -> aucell, and
     eval-recovery again with the regulons."""
-    from fatescope.cli import aucell, diagnostics, embed, eval_recovery, integrate, modules, prune
+    from fatescope.cli import aucell, diagnostics, embed, eval_recovery, fate_probs, integrate, modules, prune
     from fatescope.regulons.rankdb import load_ranking_db
 
     fate_chain(root)
@@ -51,6 +59,11 @@ def full_run(root: Path) -> Path:
     integrate.run(cells, outdir=str(root / "integrate"), method="harmony", n_top_features=200)
     embed.run(str(root / "integrate" / "cells.h5ad"), outdir=str(root / "embed"), assess=True, label_key="true_fate",
               labels=str(truth / "cells.parquet"))
+    terminal = root / "terminal_labels.csv"
+    terminal_labels(truth / "cells.parquet").to_csv(terminal, index=False)
+    fate_probs.run(str(root / "embed" / "cells.h5ad"), outdir=str(root / "fate_probs"), labels=str(terminal),
+                   terminal_key="terminal", terminal_states="EC,MES,NEU")
+    terminal.unlink()
     adjacency = root / "adjacency.parquet"
     planted_adjacency(root).to_parquet(adjacency, index=False)
     modules.run(str(adjacency), outdir=str(root / "modules"), min_targets=10)

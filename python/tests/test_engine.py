@@ -226,7 +226,7 @@ def test_registry_wires_the_fate_chain(tmp_path):
 
     stages = {s.name: s for s in STAGES}
     assert [s.name for s in STAGES] == ["simulate", "validate", "qc", "ambient", "integrate", "embed", "grn", "modules",
-                                        "prune", "aucell", "fate-fit", "mash", "aggregate", "rank", "eval-recovery",
+                                        "prune", "aucell", "fate-probs", "fate-fit", "mash", "aggregate", "rank", "eval-recovery",
                                         "diagnostics", "report"]
     for stage in STAGES:
         default_outdir = next(p.default for p in stage.command.params if p.name == "outdir")

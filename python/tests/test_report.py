@@ -47,7 +47,7 @@ def test_every_section_ran_with_png_figures_and_nothing_external(report):
     assert len(images) >= 6  # qc, umap, regulon heatmap, fate heatmap, volcano, mash modes
     for b64, alt in images:
         assert base64.b64decode(b64).startswith(b"\x89PNG\r\n\x1a\n") and alt.strip()
-    for sid in ("qc", "embedding", "regulons", "fate-effects", "volcano", "mash-modes"):
+    for sid in ("qc", "embedding", "regulons", "fate-probs", "fate-effects", "volcano", "mash-modes"):
         assert "<img " in section(page, sid), sid
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<link" not in page and "<script src" not in page
     assert "<title>Tiny &lt;run&gt;</title>" in page  # the title is escaped
@@ -105,7 +105,7 @@ def test_skipped_stages_are_not_run_sections(results, tmp_path):
     assert r.exit_code == 0, r.output
     page = (tmp_path / "rep" / "report.html").read_text()
     s = json.loads((tmp_path / "rep" / "report_summary.json").read_text())
-    skipped = ["embedding", "integration", "regulons", "diagnostics", "recovery"]
+    skipped = ["embedding", "integration", "regulons", "fate-probs", "diagnostics", "recovery"]
     assert s["skipped"] == skipped and s["sections"] == [i for i in SECTION_IDS if i not in skipped]
     for sid in skipped:
         assert f'<section id="{sid}" data-ran="false">' in page and "Not run:" in section(page, sid)

@@ -28,8 +28,9 @@ TBL_COLUMNS = ["#motif_id", "motif_name", "motif_description", "source_name", "s
 SMALL = dict(n_cells=400, n_genes=400, n_tfs=3, targets_per_tf=10, n_perturbed_genes=10, n_motifs=20, n_days=2)
 OPTIONS = ["--outdir", "--seed", "--n-cells", "--n-genes", "--n-days", "--n-replicates", "--n-tfs", "--targets-per-tf",
            "--n-perturbed-genes", "--guides-per-gene", "--n-ntc-guides", "--moi", "--kmax", "--ntc-frac",
-           "--frac-hit-genes", "--s-tau", "--s-time", "--s-guide", "--dirichlet-conc", "--library-size",
-           "--batch-effect-sd", "--n-motifs"]
+           "--frac-hit-genes", "--s-tau", "--s-time", "--s-guide", "--dirichlet-conc", "--fate-priming",
+           "--library-size", "--batch-effect-sd", "--n-motifs"]
+FLAGS = ["--fate-probs"]  # writing switches, not SimParams fields
 
 
 def per_sample_table(sheet: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -106,7 +107,7 @@ def test_outputs_exist_and_samplesheet_is_complete(sim):
     assert len(sim.guide_map) == 40 * 4 + 8
     written = {str(p.relative_to(sim.outdir)) for p in sim.outdir.rglob("*") if p.is_file()}
     assert set(sim.metadata["files"]) <= written
-    assert sim.metadata["inputs"] == SimParams().as_dict()
+    assert sim.metadata["inputs"] == {**SimParams().as_dict(), "fate_probs": True}
     assert sim.metadata["fatescope_version"] and sim.metadata["truth_threshold"] == sim.nuisance["truth_threshold"]
 
 
@@ -166,7 +167,10 @@ def test_help_shows_every_option_with_default_and_help():
     for option in OPTIONS:
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(option + " "))
         assert len(line.split(None, 2)) == 3, f"{option} has no help text"
-    assert text.count("[default:") == len(OPTIONS)
+    for flag in FLAGS:
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"{flag} / --no-{flag[2:]} "))
+        assert len(line.split(None, 4)) == 5, f"{flag} has no help text"
+    assert text.count("[default:") == len(OPTIONS) + len(FLAGS)
     assert [f"--{f.name.replace('_', '-')}" for f in option_fields()] == OPTIONS[1:]
 
 

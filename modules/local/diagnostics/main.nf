@@ -5,7 +5,8 @@
  * permutation_hits.csv, sanity.csv (docs/fate.md).
  *
  * Inputs: QC's cells.h5ad, fate-fit's fate_model.pt and theta_posterior_summary.npz, the guide map
- * ([] when there is none), params.diag_known_regulators ([] when unset).
+ * ([] when there is none), FATE_PROBS's fate_probs.csv ([] when not computed),
+ * params.diag_known_regulators ([] when unset).
  */
 
 process DIAGNOSTICS {
@@ -16,6 +17,7 @@ process DIAGNOSTICS {
     path model, stageAs: 'fate/fate_model.pt'
     path theta_summary, stageAs: 'fate/theta_posterior_summary.npz'
     path guide_map
+    path fate_probs, stageAs: 'fate_probs/*'
     path known_regulators, stageAs: 'known/*'
 
     output:
@@ -30,8 +32,9 @@ process DIAGNOSTICS {
     def args = task.ext.args ?: ''
     def guide_map_arg = guide_map ? "--guide-map ${guide_map}" : ''
     def known_arg = known_regulators ? "--known-regulators ${known_regulators}" : ''
+    def fate_probs_arg = fate_probs ? "--fate-probs ${fate_probs}" : ''
     """
-    fatescope diagnostics --input ${h5ad} --model ${model} --theta-summary ${theta_summary} --outdir diagnostics ${guide_map_arg} ${known_arg} ${args}
+    fatescope diagnostics --input ${h5ad} --model ${model} --theta-summary ${theta_summary} --outdir diagnostics ${guide_map_arg} ${fate_probs_arg} ${known_arg} ${args}
     """
 
     stub:

@@ -3,7 +3,8 @@
  * export posterior summaries: the daywise gene and guide tables for mash, theta/delta posterior
  * summaries, QC tables, the loss curve and the fitted model; into fate/ (docs/fate.md).
  *
- * Inputs: QC's cells.h5ad and the guide map ([] when there is none: the AnnData's uns is used).
+ * Inputs: QC's cells.h5ad, the guide map ([] when there is none: the AnnData's uns is used) and
+ * FATE_PROBS's fate_probs.csv ([] when the samples bring their fate probabilities).
  * Label process_gpu: CUDA when params.use_gpu (-profile gpu), else CPU.
  */
 
@@ -13,6 +14,7 @@ process FATE_FIT {
     input:
     path h5ad, stageAs: 'qc/cells.h5ad'
     path guide_map
+    path fate_probs, stageAs: 'fate_probs/*'
 
     output:
     path "fate", emit: outdir
@@ -30,8 +32,9 @@ process FATE_FIT {
     script:
     def args = task.ext.args ?: ''
     def guide_map_arg = guide_map ? "--guide-map ${guide_map}" : ''
+    def fate_probs_arg = fate_probs ? "--fate-probs ${fate_probs}" : ''
     """
-    fatescope fate-fit --input ${h5ad} --outdir fate ${guide_map_arg} ${args}
+    fatescope fate-fit --input ${h5ad} --outdir fate ${guide_map_arg} ${fate_probs_arg} ${args}
     """
 
     stub:

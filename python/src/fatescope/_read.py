@@ -72,6 +72,20 @@ def _attach_fate_probs(adata: ad.AnnData, path: str, fate_names: list[str] | Non
     names = list(map(str, probs.columns))
     if fate_names is not None and names != fate_names:
         raise InputError(f"{path}: fate columns {names} differ from the other samples' {fate_names}")
+    _align_fate_probs(adata, probs, path)
+    return names
+
+
+def replace_fate_probs(adata: ad.AnnData, path: str, key: str = "fate_probs") -> ad.AnnData:
+    """Give the cells the fate probabilities of a table (``cell`` + one column per fate, e.g. the
+    fate-probs stage's fate_probs.csv) in ``obsm[key]``, in place of the samples' own."""
+    probs = read_fate_probs(path)
+    _align_fate_probs(adata, probs, path, key)
+    adata.uns["fate_names"] = list(map(str, probs.columns))
+    return adata
+
+
+def _align_fate_probs(adata: ad.AnnData, probs: pd.DataFrame, path: str, key: str = "fate_probs") -> None:
     aligned = probs.reindex(adata.obs_names)
     covered = int(aligned.notna().all(axis=1).sum())
     if covered == 0:
@@ -80,9 +94,8 @@ def _attach_fate_probs(adata: ad.AnnData, path: str, fate_names: list[str] | Non
     if covered < adata.n_obs:
         log.warning("%s: %d of %d cells have no fate probabilities (qc_per_sample.csv: cells_with_fate_probs); "
                     "fate-fit refuses them unless --missing-fate-probs drop", path, adata.n_obs - covered, adata.n_obs)
-    adata.obsm["fate_probs"] = aligned.to_numpy(np.float64)
+    adata.obsm[key] = aligned.to_numpy(np.float64)
     adata.obs["has_fate_probs"] = aligned.notna().all(axis=1).to_numpy()
-    return names
 
 
 def load_sample(row: pd.Series, guide_map: pd.DataFrame | None, fate_names: list[str] | None) -> tuple[ad.AnnData, list[str] | None]:

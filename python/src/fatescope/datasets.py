@@ -29,9 +29,11 @@ RANKING_DB = "resources/sim.genes_vs_motifs.rankings.feather"
 PACKAGES = ["numpy", "pandas", "scipy", "anndata", "h5py", "pyarrow"]
 
 
-def _write_samples(sim: Simulation, tmp: Path, final: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Counts, guide calls and fate probabilities per sample; returns (samplesheet, per-cell expression truth)."""
-    for folder in ("samples", "guides", "fate_probs"):
+def _write_samples(sim: Simulation, tmp: Path, final: Path, fate_probs: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Counts, guide calls and (with ``fate_probs``) fate probabilities per sample; returns (samplesheet,
+    per-cell expression truth). Without them the samplesheet has no fate_probs column, as an experiment
+    whose fate probabilities the fate-probs stage computes."""
+    for folder in ("samples", "guides", "fate_probs")[: 3 if fate_probs else 2]:
         (tmp / folder).mkdir()
     sheet, per_cell = [], []
     for i in progress(range(len(sim.samples)), desc="simulate samples", total=len(sim.samples)):
@@ -40,12 +42,13 @@ def _write_samples(sim: Simulation, tmp: Path, final: Path) -> tuple[pd.DataFram
         adata, truth = sample_counts_anndata(sim, i)
         adata.write_h5ad(tmp / "samples" / f"{name}.h5ad", compression="gzip")
         guide_calls(sim, i).to_csv(tmp / "guides" / f"{name}.csv", index=False)
-        fate_prob_table(sim, i).to_csv(tmp / "fate_probs" / f"{name}.csv", index=False, float_format="%.10g")
+        if fate_probs:
+            fate_prob_table(sim, i).to_csv(tmp / "fate_probs" / f"{name}.csv", index=False, float_format="%.10g")
         log.info("sample %s: %d cells, median %d genes detected", name, adata.n_obs, int(np.median(truth["n_genes_detected"])))
         per_cell.append(truth)
         sheet.append({"sample": name, "counts": str(final / "samples" / f"{name}.h5ad"), "batch": row["batch"],
                       "day": row["day"], "replicate": row["replicate"], "guides": str(final / "guides" / f"{name}.csv"),
-                      "fate_probs": str(final / "fate_probs" / f"{name}.csv")})
+                      **({"fate_probs": str(final / "fate_probs" / f"{name}.csv")} if fate_probs else {})})
     return pd.DataFrame(sheet), pd.concat(per_cell)
 
 
@@ -71,13 +74,13 @@ def _write_truth(sim: Simulation, tmp: Path, per_cell: pd.DataFrame) -> None:
     sim.motifs.to_csv(truth / "motifs.csv", index=False)
 
 
-def _metadata(sim: Simulation, tmp: Path, per_cell: pd.DataFrame) -> dict:
+def _metadata(sim: Simulation, tmp: Path, per_cell: pd.DataFrame, inputs: dict) -> dict:
     guides_per_cell = sim.cells["n_guides"].to_numpy()
     files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
     return {
         "stage": "simulate",
         "fatescope_version": __version__,
-        "inputs": sim.params.as_dict(),
+        "inputs": inputs,
         "fates": list(FATES),
         "reference_fate": REFERENCE_FATE,
         "truth_threshold": TRUTH_THRESHOLD,
@@ -99,7 +102,7 @@ def _metadata(sim: Simulation, tmp: Path, per_cell: pd.DataFrame) -> dict:
     }
 
 
-def simulate(outdir: str | os.PathLike = "simulate", *, seed: int = 0, **sizes) -> Path:
+def simulate(outdir: str | os.PathLike = "simulate", *, seed: int = 0, fate_probs: bool = True, **sizes) -> Path:
     """Simulate a time-course CRISPRi Perturb-seq experiment and write it into ``outdir``.
 
     Parameters
@@ -109,6 +112,10 @@ def simulate(outdir: str | os.PathLike = "simulate", *, seed: int = 0, **sizes) 
         resources/ (cisTarget ranking database, motif annotations, TF list), truth/ (planted effects, regulons, cells).
     seed
         Random seed; the same seed gives the same files.
+    fate_probs
+        Write the observed fate probabilities (fate_probs/ and the samplesheet's fate_probs column); False
+        leaves them out, for runs whose fate-probs stage computes them from the kNN graph (the truth still has
+        pi and each cell's true_fate and cell_type).
     **sizes
         Any field of ``fatescope.simulate.params.SimParams`` (n_cells, n_genes, n_days, ...; `fatescope simulate --help`).
 
@@ -130,13 +137,14 @@ def simulate(outdir: str | os.PathLike = "simulate", *, seed: int = 0, **sizes) 
     final = Path(outdir).resolve()
     log.info("simulate: %d cells x %d genes in %d samples, seed %d", params.n_cells, params.n_genes, params.n_samples, seed)
     sim = build_simulation(params)
-    with staged_output(outdir, "simulate", params.as_dict(), PACKAGES) as tmp:
-        sheet, per_cell = _write_samples(sim, tmp, final)
+    inputs = {**params.as_dict(), "fate_probs": bool(fate_probs)}
+    with staged_output(outdir, "simulate", inputs, PACKAGES) as tmp:
+        sheet, per_cell = _write_samples(sim, tmp, final, fate_probs)
         sheet.to_csv(tmp / SAMPLESHEET, index=False)
         guide_map = sim.library.assign(is_ntc=sim.library["is_ntc"].map({True: "true", False: "false"}))
         guide_map.to_csv(tmp / "guide_map.csv", index=False)
         _write_resources(sim, tmp)
         _write_truth(sim, tmp, per_cell)
-        (tmp / "sim_metadata.yaml").write_text(yaml.safe_dump(_metadata(sim, tmp, per_cell), sort_keys=False))
+        (tmp / "sim_metadata.yaml").write_text(yaml.safe_dump(_metadata(sim, tmp, per_cell, inputs), sort_keys=False))
     log.info("simulate: wrote %s", final)
     return final / SAMPLESHEET

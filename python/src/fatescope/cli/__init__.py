@@ -31,6 +31,7 @@ COMMANDS = {
     "modules": "modules",
     "prune": "prune",
     "aucell": "aucell",
+    "fate-probs": "fate_probs",
     "fate-fit": "fate_fit",
     "mash": "mash",
     "aggregate": "aggregate",

@@ -17,6 +17,7 @@ OUTPUTS = ("diagnostics.json", "split_counts.csv", "permutation_hits.csv", "sani
 
 
 def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics", guide_map: str | None = None,
+        fate_probs: str | None = None,
         known_regulators: str | None = None, test_frac: float = 0.2, burden_bins: int = 5, lfsr: float = 0.05,
         refit_steps: int = 0, permutation: bool = True, seed: int = 0, device: str = "auto", threads: int = 0) -> Path:
     import numpy as np
@@ -31,9 +32,9 @@ def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics",
     from ..fate.fit import FitConfig, fit, fit_nuisance
     from ..fate.model import FateData, Priors
     from .eval_recovery import read_theta_summary
-    from ..io.readers import read_cells
-    from .fate_fit import CELLS, read_guide_map_csv
-    settings = dict(input=input, model=model, theta_summary=theta_summary, guide_map=guide_map, known_regulators=known_regulators,
+    from .fate_fit import read_fate_cells, read_guide_map_csv
+    settings = dict(input=input, model=model, theta_summary=theta_summary, guide_map=guide_map, fate_probs=fate_probs,
+                    known_regulators=known_regulators,
                     test_frac=test_frac, burden_bins=burden_bins, lfsr=lfsr, refit_steps=refit_steps, permutation=permutation,
                     seed=seed, device=device, threads=threads)
     set_threads(threads)
@@ -44,7 +45,8 @@ def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics",
         known = read_table(known_regulators, "a CSV of gene, expected_sign")
     enc_opts = dict(ck.get("encode", {}))
     enc_opts["fate_names"] = enc_opts.get("fate_names")
-    enc = encode(read_cells(input, what=CELLS), read_guide_map_csv(guide_map), source=input, **enc_opts)
+    cells = read_fate_cells(input, fate_probs, enc_opts.get("fate_prob_key", "fate_probs"))
+    enc = encode(cells, read_guide_map_csv(guide_map), source=input, **enc_opts)
     # the weight is re-estimated per refit (when it was estimated in the fit): permuted data have a larger dispersion
     config = FitConfig(**{**ck["config"], "seed": seed, "device": device,
                           **({"num_steps": refit_steps} if refit_steps > 0 else {})})
@@ -118,6 +120,8 @@ def run(input: str, model: str, theta_summary: str, outdir: str = "diagnostics",
 @outdir_option("diagnostics")
 @click.option("--guide-map", default=None, type=click.Path(dir_okay=False),
               help="Guide map CSV (guide_name, gene_name, is_ntc) [default: the AnnData's uns].")
+@click.option("--fate-probs", default=None, type=click.Path(dir_okay=False),
+              help="The fate probabilities fate-fit was given (--fate-probs of fate-fit) [default: the AnnData's].")
 @click.option("--known-regulators", default=None, type=click.Path(dir_okay=False),
               help="CSV gene, expected_sign (+1/-1) of the primary contrast [default: no sanity table].")
 @click.option("--test-frac", default=0.2, type=click.FloatRange(0, 1, min_open=True, max_open=True),

@@ -51,7 +51,16 @@ def _default(name: str):
     return api_default(fate_fit, name)
 
 
-def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_steps: int = _default("num_steps"),
+def read_fate_cells(input: str, fate_probs: str | None, fate_prob_key: str):
+    """The qc stage's cells, with the fate-probs stage's probabilities in place of the samples' when given."""
+    adata = read_cells(input, what=CELLS)
+    if fate_probs:
+        from .._read import replace_fate_probs
+        replace_fate_probs(adata, fate_probs, fate_prob_key)
+    return adata
+
+
+def run(input: str, outdir: str = "fate", guide_map: str | None = None, fate_probs: str | None = None, num_steps: int = _default("num_steps"),
         min_steps: int = _default("min_steps"), batch_size: int = _default("batch_size"), lr: float = _default("lr"),
         lr_final_factor: float = _default("lr_final_factor"), clip_norm: float = _default("clip_norm"),
         plateau_window: int = _default("plateau_window"), plateau_rel_tol: float = _default("plateau_rel_tol"),
@@ -68,9 +77,10 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
         seed: int = _default("seed"), device: str = _default("device"), threads: int = 0) -> Path:
     settings = dict(locals())
     from ..device import set_threads
-    options = {k: v for k, v in settings.items() if k not in ("input", "outdir", "guide_map", "threads")}
+    options = {k: v for k, v in settings.items() if k not in ("input", "outdir", "guide_map", "fate_probs", "threads")}
     set_threads(threads)
-    fit = _fate_fit(read_cells(input, what=CELLS), read_guide_map_csv(guide_map), source=input, **options)
+    fit = _fate_fit(read_fate_cells(input, fate_probs, fate_prob_key), read_guide_map_csv(guide_map), source=input,
+                    **options)
     with staged_output(outdir, "fate-fit", settings, PACKAGES) as tmp:
         write_outputs(tmp, fit)
     summary = fit.summary
@@ -86,6 +96,9 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, num_step
 @outdir_option("fate")
 @click.option("--guide-map", default=None, type=click.Path(dir_okay=False),
               help="Guide map CSV (guide_name, gene_name, is_ntc) [default: the AnnData's uns guide_genes / guide_is_ntc].")
+@click.option("--fate-probs", default=None, type=click.Path(dir_okay=False),
+              help="Fate probabilities (cell + one column per fate: the fate-probs stage's fate_probs.csv) used in place "
+                   "of the samples' own [default: the AnnData's obsm fate_probs].")
 @click.option("--num-steps", default=_default("num_steps"), type=click.IntRange(min=1), help="Maximum SVI steps (training stops earlier on an ELBO plateau).")
 @click.option("--min-steps", default=_default("min_steps"), type=click.IntRange(min=0), help="Steps before the plateau rule may stop training.")
 @click.option("--batch-size", default=_default("batch_size"), type=click.IntRange(min=1), help="Cells per minibatch.")

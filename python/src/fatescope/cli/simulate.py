@@ -25,5 +25,9 @@ def _simulation_options(fn):
                                 "ranking DB with motif annotations and a TF list, and the truth tables (see docs/simulate.md).")
 @outdir_option("simulate")
 @_simulation_options
-def command(outdir: str, **params) -> None:
-    run(outdir=outdir, **params)
+@click.option("--fate-probs/--no-fate-probs", "fate_probs", default=True,
+              help="Write the observed fate probabilities (fate_probs/ and the samplesheet's fate_probs column); "
+                   "--no-fate-probs leaves them out, for a run whose fate-probs stage computes them (name the "
+                   "terminal states by truth/cells.parquet's cell_type: EC, MES, NEU).")
+def command(outdir: str, fate_probs: bool, **params) -> None:
+    run(outdir=outdir, fate_probs=fate_probs, **params)

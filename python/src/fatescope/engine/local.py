@@ -78,13 +78,19 @@ def preflight(params: dict, stages: list[Stage]) -> None:
     if "rank" in names and "conservative" not in modes:
         raise InputError(f"--mash_mode {params.get('mash_mode')!r}: the pipeline ranks hits on the conservative mode; "
                          "give 'conservative' or 'conservative,enriched' (to run enriched alone, use `fatescope mash`)")
+    if params.get("compute_fate_probs", "auto") not in ("auto", "always", "never"):
+        raise InputError(f"--compute_fate_probs {params['compute_fate_probs']!r}: expected auto, always or never")
+    if "fate-fit" in names and paths.computes_fate_probs() and "embed" not in names:
+        raise InputError("the fate branch needs fate probabilities: the samplesheet gives none for some sample, so the "
+                         "fate-probs stage computes them on embed's kNN graph; drop --skip_integration, give every "
+                         "sample a fate_probs file, or --skip_fate true")
     if params.get("input") and "prune" in names:
         missing = [name for name in ("ranking_dbs", "motif_annotations") if not params.get(name)]
         if missing:
             raise InputError(f"the regulon stages need --{' and --'.join(missing)} (cisTarget ranking databases and "
                              "motif annotations; docs/regulons.md), or --skip_regulons true")
     for name in ("tf_list", "ranking_dbs", "motif_annotations", "ambient_raw", "integrate_projection", "embed_labels",
-                 "mash_fixg_fit", "diag_known_regulators"):
+                 "fate_probs_labels", "mash_fixg_fit", "diag_known_regulators"):
         value = params.get(name)
         if not value or (name == "tf_list" and value in BUNDLED):
             continue

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from ..cells.integrate import writes_checkpoint
 from ..errors import InputError
@@ -64,6 +65,20 @@ class RunPaths:
         """Whether a branch of the DAG (integration, regulons, fate, diagnostics, report) is switched on."""
         return not self.params.get(f"skip_{branch}", False)
 
+    def computes_fate_probs(self) -> bool:
+        """Whether the fate-probs stage gives fate-fit its fate probabilities: ``compute_fate_probs`` always
+        / never, or (auto) when a sample of the samplesheet has none (simulated: ``sim_fate_probs`` false)."""
+        mode = self.params.get("compute_fate_probs", "auto")
+        if mode != "auto":
+            return mode == "always"
+        if self.simulated():
+            return not self.params.get("sim_fate_probs", True)
+        return samples_lack_fate_probs(self.params["input"])
+
+    def computed_fate_probs(self) -> str | None:
+        """The fate-probs stage's table for fate-fit, when that stage runs."""
+        return self.file("fate_probs", "fate_probs.csv") if self.computes_fate_probs() else None
+
     def mash_modes(self) -> tuple[str, ...]:
         """The mash modes of the run (``mash_mode``, comma-separated), in MASH_MODES order."""
         asked = {m.strip() for m in str(self.params.get("mash_mode") or ",".join(MASH_MODES)).split(",")}
@@ -71,6 +86,15 @@ class RunPaths:
 
     def cells_for_integration(self) -> str:
         return self.file("ambient" if self.params.get("run_ambient") else "qc", "cells.h5ad")
+
+
+def samples_lack_fate_probs(samplesheet: str) -> bool:
+    """Whether a row of the samplesheet has no fate_probs file (an unreadable sheet is validate's to report)."""
+    try:
+        sheet = pd.read_csv(samplesheet, dtype=str, keep_default_na=False)
+    except (OSError, ValueError):
+        return False
+    return "fate_probs" not in sheet or bool((sheet["fate_probs"].str.strip() == "").any())
 
 
 @dataclass(frozen=True)
@@ -195,9 +219,15 @@ STAGES: tuple[Stage, ...] = (
     Stage("aucell", prefix="aucell_", outputs=("aucell.parquet", "cells.h5ad", "aucell_regulons.csv"),
           inputs=lambda p: {"cells": p.file("qc", "cells.h5ad"), "regulons": p.file("prune", "regulons.parquet")},
           enabled=lambda p: p.runs("regulons")),
-    # fate: fate-fit -> mash -> aggregate, rank -> [eval-recovery], diagnostics
+    # fate: [fate-probs] -> fate-fit -> mash -> aggregate, rank -> [eval-recovery], diagnostics
+    Stage("fate-probs", folder_name="fate_probs", prefix="fate_probs_",
+          outputs=("fate_probs.csv", "terminal_states.csv", "transition_matrix.npz", "fate_probs.json", "cells.h5ad",
+                   "fate_probs_*.png"),
+          inputs=lambda p: {"input": p.file("embed", "cells.h5ad"), "labels": p.params.get("fate_probs_labels")},
+          enabled=lambda p: p.runs("fate") and p.computes_fate_probs()),
     Stage("fate-fit", folder_name="fate", prefix="fate_", outputs=FATE_OUTPUTS,
-          inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "guide_map": p.guide_map()},
+          inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "guide_map": p.guide_map(),
+                            "fate_probs": p.computed_fate_probs()},
           enabled=lambda p: p.runs("fate")),
     Stage("mash", prefix="mash_", outputs=mash_outputs,
           inputs=lambda p: {"input": [p.file("fate", "gene_daywise_for_mash.csv"),
@@ -224,7 +254,8 @@ STAGES: tuple[Stage, ...] = (
           outputs=("diagnostics.json", "split_counts.csv", "permutation_hits.csv", "sanity.csv"),
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "model": p.file("fate", "fate_model.pt"),
                             "theta_summary": p.file("fate", "theta_posterior_summary.npz"),
-                            "guide_map": p.guide_map(), "known_regulators": p.params.get("diag_known_regulators")},
+                            "guide_map": p.guide_map(), "fate_probs": p.computed_fate_probs(),
+                            "known_regulators": p.params.get("diag_known_regulators")},
           enabled=lambda p: p.runs("fate") and p.runs("diagnostics")),
     Stage("report", prefix="report_", outputs=("report.html", "report_summary.json"),
           inputs=lambda p: {"results": str(p.outdir / REPORT_VIEW)}, enabled=lambda p: p.runs("report"),
@@ -257,7 +288,8 @@ BRANCH_SWITCHES: dict[str, object] = {"run_ambient": False, "skip_integration": 
 
 # Run-level params: inputs and reference files (None = the simulation's own, or the stage's default)
 PIPELINE_PARAMS: dict[str, object] = {"input": None, "outdir": "results", "guide_map": None, "ambient_raw": None,
-                                      "integrate_projection": None, "embed_labels": None, "mash_fixg_fit": None,
+                                      "integrate_projection": None, "embed_labels": None, "fate_probs_labels": None,
+                                      "compute_fate_probs": "auto", "mash_fixg_fit": None,
                                       "diag_known_regulators": None, "tf_list": None,
                                       "ranking_dbs": None, "motif_annotations": None, **BRANCH_SWITCHES}
 

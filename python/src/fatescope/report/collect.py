@@ -17,7 +17,7 @@ from ..errors import InputError
 
 # stage folders of a run, in DAG order (fate-fit writes fate/)
 KNOWN_FOLDERS = ("pipeline_info", "simulate", "validate", "qc", "ambient", "integrate", "embed", "grn", "modules",
-                 "prune", "aucell", "fate", "mash", "aggregate", "rank", "eval-recovery", "diagnostics")
+                 "prune", "aucell", "fate_probs", "fate", "mash", "aggregate", "rank", "eval-recovery", "diagnostics")
 
 
 @dataclass
@@ -41,6 +41,9 @@ class RunData:
     integrate_info: dict | None = None
     aucell: pd.DataFrame | None = None          # cells x regulons, indexed by cell id
     regulon_info: pd.DataFrame | None = None
+    fate_probs: pd.DataFrame | None = None      # cells x fates (fate-probs stage), indexed by cell id
+    terminal_states: pd.Series | None = None    # cell -> terminal state
+    fate_probs_info: dict | None = None
     fates: dict = field(default_factory=dict)   # fit_summary.json of the fate stage
     mash: dict[str, pd.DataFrame] = field(default_factory=dict)   # fate -> conservative gene table
     hits: pd.DataFrame | None = None
@@ -151,6 +154,11 @@ def collect(results: str | Path) -> RunData:
     data.integrate_info = _read(root / "integrate" / "integrate.json", _json)
     data.aucell = _aucell(root / "aucell" / "aucell.parquet")
     data.regulon_info = _read(root / "aucell" / "aucell_regulons.csv", _csv_with())
+    probs = _read(root / "fate_probs" / "fate_probs.csv", _csv_with("cell"))
+    data.fate_probs = None if probs is None else probs.set_index("cell")
+    terminal = _read(root / "fate_probs" / "terminal_states.csv", _csv_with("cell", "terminal_state"))
+    data.terminal_states = None if terminal is None else terminal.set_index("cell")["terminal_state"]
+    data.fate_probs_info = _read(root / "fate_probs" / "fate_probs.json", _json)
     data.fates = _read(root / "fate" / "fit_summary.json", _json) or {}
     data.mash = _mash_tables(root / "mash", data.fates) if (root / "mash").is_dir() else {}
     data.hits = _read(root / "rank" / "hits_ranked.csv", _csv_with("rank", "gene", "hit_anyday"))

@@ -85,6 +85,20 @@ def umap_panels(umap: np.ndarray, obs: pd.DataFrame) -> str:
     return _png(draw)
 
 
+def fate_probs_grid(umap: np.ndarray, obs: pd.DataFrame, probs: pd.DataFrame, terminal: pd.Series) -> str:
+    """fs.pl.fate_probs on the embedding's cells (those without probabilities left grey)."""
+    import anndata as ad
+
+    from ..pl._fate_probs import fate_probs
+
+    cells = ad.AnnData(obs=obs.copy())
+    cells.obsm["X_umap"] = umap
+    cells.obsm["fate_probs"] = probs.reindex(obs.index).fillna(0.0).to_numpy()
+    cells.uns["fate_names"] = list(probs.columns)
+    cells.obs["terminal_state"] = terminal.reindex(obs.index).astype(object).to_numpy()
+    return _png(lambda: fate_probs(cells))
+
+
 def heatmap_figure(matrix: pd.DataFrame, title: str, cbar_label: str, xlabel: str, centre: bool = True,
                    annotate: bool = False) -> plt.Figure:
     """Rows x columns heatmap with a diverging colour scale centred on 0 (or a sequential one), in the report style."""

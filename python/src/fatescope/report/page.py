@@ -10,8 +10,8 @@ from . import sections_fate as fate
 from .collect import RunData
 from .section import Section
 
-SECTION_IDS = ("summary", "qc", "embedding", "integration", "regulons", "fate-effects", "volcano", "mash-modes",
-               "diagnostics", "recovery")
+SECTION_IDS = ("summary", "qc", "embedding", "integration", "regulons", "fate-probs", "fate-effects", "volcano",
+               "mash-modes", "diagnostics", "recovery")
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:15px;line-height:1.45;color:#1f2933;
@@ -57,7 +57,7 @@ window.addEventListener('load',()=>{
 def build_sections(data: RunData, top_hits: int, lfsr_thresh: float) -> list[Section]:
     """Every section, in page order; stages that did not run give "not run" sections."""
     return [cells.summary(data), cells.qc(data), cells.embedding(data), cells.integration(data),
-            cells.regulons(data, top_hits), fate.fate_effects(data, top_hits), fate.volcano(data, lfsr_thresh),
+            cells.regulons(data, top_hits), fate.fate_probabilities(data), fate.fate_effects(data, top_hits), fate.volcano(data, lfsr_thresh),
             fate.mash_modes(data), fate.diagnostics(data), fate.recovery(data)]
 
 

@@ -52,6 +52,30 @@ def hit_numbers(data: RunData, lfsr_thresh: float, top: int) -> dict:
     return out
 
 
+def fate_probabilities(data: RunData) -> Section:
+    """The fate-probs stage: probabilities on the UMAP per day and fate, terminal cells ringed."""
+    title = "Fate probabilities (computed)"
+    if data.fate_probs is None:
+        return not_run("fate-probs", title, "fate_probs/ is absent (the samples brought their fate probabilities)")
+    probs, info = data.fate_probs, data.fate_probs_info or {}
+    terminal = data.terminal_states if data.terminal_states is not None else pd.Series(dtype=object)
+    sizes = terminal.value_counts().reindex(probs.columns, fill_value=0)
+    rows = pd.DataFrame({"fate": probs.columns, "terminal cells": sizes.to_numpy(),
+                         "mean probability": probs.mean().to_numpy(),
+                         "median in own terminal cells": [float(probs.loc[terminal.index[terminal == f], f].median())
+                                                          if sizes[f] else float("nan") for f in probs.columns]})
+    body = para(f"Absorption probabilities of a random walk on the kNN graph biased forward in pseudotime "
+                f"({info.get('pseudotime', 'pseudotime')}), into {len(probs.columns)} terminal states.")
+    body += table(rows, table_id="fate-probs-table")
+    emb = data.embedding
+    if emb is not None and len(emb.umap):
+        body += image(figures.fate_probs_grid(emb.umap, emb.obs, probs, terminal),
+                      "UMAPs coloured by each fate's probability, one row per day; terminal cells ringed")
+    numbers = {"fates": list(probs.columns), "terminal_cells": {f: int(n) for f, n in sizes.items()},
+               "mean_probability": {f: float(v) for f, v in probs.mean().items()}}
+    return Section("fate-probs", title, body, numbers=numbers)
+
+
 def fate_effects(data: RunData, top: int) -> Section:
     title = "Fate effects of the top hits"
     if not data.mash or data.hits is None:

@@ -14,11 +14,22 @@ from .guides import NO_GUIDE, assign_guides
 from .params import FATES, SimParams
 
 PSEUDOTIME_SD = 0.4  # spread of a cell's pseudotime around its day's centre, in units of days
+MATURE_PSEUDOTIME = 0.9  # a cell this far along is a mature cell of its branch (cell_type = its fate)
+PROGENITOR, TRANSITIONAL = "progenitor", "transitional"
 
 
 def pseudotime(rng: np.random.Generator, day_index: np.ndarray, n_days: int) -> np.ndarray:
     """Pseudotime in [0, 1]: (day + 0.5 + N(0, PSEUDOTIME_SD)) / n_days, clipped; adjacent days overlap."""
     return np.clip((day_index + 0.5 + PSEUDOTIME_SD * rng.standard_normal(len(day_index))) / n_days, 0.0, 1.0)
+
+
+def cell_types(true_fate: np.ndarray, pseudotime: np.ndarray) -> np.ndarray:
+    """Annotation a user could name terminal states by: 'progenitor' while the progenitor program
+    dominates (t < 0.5), the fate name for mature cells (t >= MATURE_PSEUDOTIME), else 'transitional'."""
+    out = np.where(pseudotime < 0.5, PROGENITOR, TRANSITIONAL).astype(object)
+    mature = pseudotime >= MATURE_PSEUDOTIME
+    out[mature] = np.asarray(true_fate, dtype=object)[mature]
+    return out
 
 
 def simulate_cells(rng: np.random.Generator, params: SimParams, samples: pd.DataFrame,
@@ -27,7 +38,7 @@ def simulate_cells(rng: np.random.Generator, params: SimParams, samples: pd.Data
 
     The table has one row per cell in sample order: sample, barcode, cell (``<sample>_<barcode>``),
     day, replicate, batch, their indices, n_guides, n_ntc_guides, true pi per fate (``pi_<fate>``),
-    true_fate (drawn from pi) and pseudotime.
+    true_fate (drawn from pi), pseudotime and cell_type (``cell_types``).
     """
     sample_of_cell = np.repeat(np.arange(len(samples)), samples["n_cells"].to_numpy())
     barcodes = np.concatenate([cell_barcodes(rng, n) for n in samples["n_cells"]])
@@ -55,6 +66,7 @@ def simulate_cells(rng: np.random.Generator, params: SimParams, samples: pd.Data
         "true_fate": np.asarray(FATES, dtype=object)[true_fate],
         "pseudotime": pseudotime(rng, day_index, params.n_days),
     })
-    for column in ("sample", "day", "replicate", "batch", "true_fate"):
+    table["cell_type"] = cell_types(table["true_fate"].to_numpy(), table["pseudotime"].to_numpy())
+    for column in ("sample", "day", "replicate", "batch", "true_fate", "cell_type"):
         table[column] = pd.Categorical(table[column])
     return table, guides, observed

@@ -72,7 +72,7 @@ def sample_counts_anndata(sim: Simulation, sample_index: int) -> tuple[ad.AnnDat
     batch_index = list(sim.expression.batches).index(sim.samples["batch"].iat[sample_index])
     counts, per_cell = sample_counts(stream(sim.params.seed, "sample_counts", sample_index), sim.expression, sim.params,
                                      sample_index, batch_index, cells["true_fate"].to_numpy(), cells["pseudotime"].to_numpy(),
-                                     sim.guides[rows])
+                                     cells[[f"pi_{fate}" for fate in FATES]].to_numpy(), sim.guides[rows])
     adata = ad.AnnData(X=counts, obs=pd.DataFrame(index=pd.Index(cells["barcode"].to_numpy(str), name=None)),
                        var=pd.DataFrame(index=pd.Index(sim.catalog.names.to_numpy(str), name=None)))
     per_cell.index = cells.index

@@ -4,7 +4,8 @@ Per cell i and gene j the log-weight is
     base[j] + sum_k covariate[i, k] * loading[k, j] + batch_log_fold[batch_i, j] + knockdown[i, j],
 the mean is size_i * softmax_j(log-weight), and counts are gamma-Poisson (NB with shape r_j).
 Covariates: the progenitor program (1 - pseudotime), one branch program per fate (pseudotime if
-the cell's true fate is that branch, else 0), one activity per TF, and a mitochondrial shift.
+the cell's true fate is that branch, else 0, plus the lineage priming fate_priming x (1 - pseudotime)
+x pi of that fate), one activity per TF, and a mitochondrial shift.
 """
 from __future__ import annotations
 
@@ -101,16 +102,23 @@ def draw_expression_model(rng: np.random.Generator, params: SimParams, catalog: 
     )
 
 
-def program_activity(true_fate: np.ndarray, pseudotime: np.ndarray) -> np.ndarray:
-    """(N, len(PROGRAMS)): progenitor fades (1 - t); the branch of the true fate rises (t)."""
+def program_activity(true_fate: np.ndarray, pseudotime: np.ndarray, pi: np.ndarray, priming: float) -> np.ndarray:
+    """(N, len(PROGRAMS)): progenitor fades (1 - t); the branch of the true fate rises (t).
+
+    With ``priming`` > 0 every branch is also active at priming x (1 - t) x pi of its fate: progenitors
+    express the programs they are biased towards (multilineage priming), so a guide's shift of pi shows
+    in expression before the cell commits, and fate probabilities computed from expression can see it.
+    """
     branches = (true_fate[:, None] == np.asarray(FATES)[None, :]) * pseudotime[:, None]
+    if priming > 0:
+        branches = branches + priming * (1 - pseudotime)[:, None] * pi
     return np.concatenate([(1 - pseudotime)[:, None], branches], axis=1)
 
 
-def cell_covariates(rng: np.random.Generator, model: ExpressionModel, true_fate: np.ndarray,
-                    pseudotime: np.ndarray) -> np.ndarray:
+def cell_covariates(rng: np.random.Generator, model: ExpressionModel, true_fate: np.ndarray, pseudotime: np.ndarray,
+                    pi: np.ndarray, priming: float) -> np.ndarray:
     """(N, K) covariates; TF activity = coupling * home-program activity + independent noise."""
-    programs = program_activity(true_fate, pseudotime)
+    programs = program_activity(true_fate, pseudotime, pi, priming)
     noise = TF_NOISE_SD * rng.standard_normal((len(pseudotime), len(model.tf_home)))
     tf_activity = programs[:, model.tf_home] * model.tf_coupling + noise
     mito_shift = MITO_SHIFT_SD * rng.standard_normal((len(pseudotime), 1))
@@ -130,14 +138,15 @@ def _nb_counts(rng: np.random.Generator, model: ExpressionModel, covariates: np.
 
 
 def sample_counts(rng: np.random.Generator, model: ExpressionModel, params: SimParams, sample_index: int, batch_index: int,
-                  true_fate: np.ndarray, pseudotime: np.ndarray, guides: np.ndarray) -> tuple[sp.csr_matrix, pd.DataFrame]:
+                  true_fate: np.ndarray, pseudotime: np.ndarray, pi: np.ndarray,
+                  guides: np.ndarray) -> tuple[sp.csr_matrix, pd.DataFrame]:
     """Counts of one sample (cells x genes CSR, float32 integers) and per-cell expression truth.
 
     Generated in chunks of about CHUNK_ENTRIES values, so memory is bounded by the sample's sparse
     matrix, not by cells x genes dense arrays.
     """
     n = len(pseudotime)
-    covariates = cell_covariates(rng, model, true_fate, pseudotime)
+    covariates = cell_covariates(rng, model, true_fate, pseudotime, pi, params.fate_priming)
     size = params.library_size * model.sample_depth[sample_index] * np.exp(CELL_SIZE_LOG_SD * rng.standard_normal(n))
     step = max(1, CHUNK_ENTRIES // len(model.genes))
     blocks = [_nb_counts(rng, model, covariates[a: a + step], size[a: a + step], batch_index, guides[a: a + step])

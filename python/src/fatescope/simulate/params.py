@@ -45,6 +45,9 @@ class SimParams:
     s_guide: float = _opt(0.1, "sigma_guide: scale of guide deviations delta around their gene's effect.", 0.0)
     dirichlet_conc: float = _opt(30.0, "Concentration of the Dirichlet noise on observed fate probabilities (lower = noisier).",
                                  0.01)
+    fate_priming: float = _opt(0.0, "Lineage priming: each fate's branch program is also active at fate_priming x (1 - pseudotime) "
+                               "x the cell's true pi of that fate, so early cells' expression carries their fate bias "
+                               "(0 = the drawn fate alone).", 0.0)
     library_size: int = _opt(4000, "Median UMIs per cell before per-sample depth and per-cell size factors.", 1)
     batch_effect_sd: float = _opt(0.3, "SD of the gene-wise log-fold batch effects of each library-prep batch.", 0.0)
     n_motifs: int = _opt(100, "Motifs in the synthetic cisTarget ranking DB (2 planted per TF, the rest decoys).", 1)

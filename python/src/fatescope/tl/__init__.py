@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = lazy_namespace(__name__, {
     "_modules": ("modules",),
     "_prune": ("prune", "PruneResult"),
     "_aucell": ("aucell",),
+    "_fate_probs": ("fate_probs", "FateProbabilities"),
     "_fate_fit": ("fate_fit", "FateFit"),
     "_mash": ("mash", "MashResult"),
     "_aggregate": ("aggregate",),
