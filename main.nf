@@ -52,6 +52,9 @@ workflow {
     if (computeFateProbs && params.skip_integration) {
         error("the fate branch needs fate probabilities: some sample has no fate_probs file (or --compute_fate_probs always), so FATE_PROBS computes them on EMBED's kNN graph; drop --skip_integration, give every sample a fate_probs file, or --skip_fate true")
     }
+    if (!params.skip_fate && params.compute_fate_probs == 'never' && samplesLackFateProbs && params.fate_missing_fate_probs != 'drop') {
+        error("--compute_fate_probs never: some sample of the samplesheet has no fate_probs file, so the fate branch would have no fate probabilities for its cells; give every sample one, use --compute_fate_probs auto, --fate_missing_fate_probs drop (fit on the other samples' cells), or --skip_fate true")
+    }
 
     // Every container image of the run carries this pipeline's fatescope version: checked before any stage runs
     CHECK_IMAGES(channel.fromList(runImages()))
@@ -173,7 +176,8 @@ workflow {
         // (params.compute_fate_probs: auto, always, never)
         ch_fate_probs = channel.value([])
         if (computeFateProbs) {
-            FATE_PROBS(EMBED.out.h5ad, optionalFile(params.fate_probs_labels))
+            // simulated: the truth's cell_type annotation names the terminal states (-profile test)
+            FATE_PROBS(EMBED.out.h5ad, params.fate_probs_labels ? optionalFile(params.fate_probs_labels) : ch_cell_truth)
             ch_versions = ch_versions.mix(FATE_PROBS.out.versions)
             ch_results = ch_results.mix(FATE_PROBS.out.outdir)
             ch_fate_probs = FATE_PROBS.out.table

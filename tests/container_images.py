@@ -35,7 +35,6 @@ CONTAINER_PARAMS = {
 }
 REGISTRY_PARAM = "container_registry"
 GPU_LABEL = "process_gpu"
-GPU_STAGES = {"grn", "aucell", "fate-fit", "integrate"}  # architecture.md: CUDA when present
 TORCH_VERSION = "2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 TORCH_CUDA_INDEX = re.compile(r"^https://download\.pytorch\.org/whl/cu(\d{3,})/?$")

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from container_images import (CONTAINER_PARAMS, GPU_LABEL, GPU_STAGES, MODULES, PACKAGE_DIR, REGISTRY_PARAM, REPO,
+from container_images import (CONTAINER_PARAMS, GPU_LABEL, MODULES, PACKAGE_DIR, REGISTRY_PARAM, REPO,
                               load)
 from dockerfile import Dockerfile
 from groovyscan import blank_spans, block_end, expression_at, top_level_spans
@@ -240,8 +240,11 @@ def check_process(proc: Process, facts: dict[str, ImageFacts], stages: set[str],
         problems.append(f"{where}: labelled {GPU_LABEL} but its container (from {source}) never uses params.{gpu_param}")
     if gpu_param in image_params and GPU_LABEL not in proc.labels:
         problems.append(f"{where}: uses params.{gpu_param} but is not labelled {GPU_LABEL} (it would get no GPU)")
-    if set(proc.stages) & GPU_STAGES and GPU_LABEL not in proc.labels:
-        problems.append(f"{where}: runs GPU stage(s) {sorted(set(proc.stages) & GPU_STAGES)} but is not labelled {GPU_LABEL}")
+    from fatescope.device import GPU_STAGES
+
+    if set(proc.stages) & set(GPU_STAGES) and GPU_LABEL not in proc.labels:
+        problems.append(f"{where}: runs GPU stage(s) {sorted(set(proc.stages) & set(GPU_STAGES))} but is not labelled "
+                        f"{GPU_LABEL}")
     if "mash" in proc.stages and "r_container" not in image_params:
         problems.append(f"{where}: runs `fatescope mash` but its container (from {source}) cannot be "
                         "params.r_container (needed for --mash_engine r)")

@@ -32,9 +32,7 @@ SMALL_SIMULATION = {"sim_n_cells": 300, "sim_n_genes": 200, "sim_n_days": 2, "si
                     # short fits: the emulation checks the wiring, tests/test_workflow_outputs.py the numbers
                     "fate_num_steps": 300, "fate_min_steps": 100, "fate_num_draws": 50, "diag_refit_steps": 100,
                     "ambient_epochs": 3, "integrate_max_iteration": 30, "grn_n_steps": 5, "grn_sparsity_threshold": 0.0,
-                    "module_min_targets": 3, "pruning_rank_threshold": 100, "pruning_nes_threshold": 0.0,
-                    # FATE_PROBS (emulated like every process; a run computes them with --sim_fate_probs false)
-                    "fate_probs_terminal_key": "cell_type", "fate_probs_terminal_states": "EC,MES,NEU"}
+                    "module_min_targets": 3, "pruning_rank_threshold": 100, "pruning_nes_threshold": 0.0}
 # the processes after QC, in DAG order; their inputs are staged from earlier tasks' outputs
 DOWNSTREAM = ("AMBIENT", "INTEGRATE", "EMBED", "FATE_PROBS", "GRN", "MODULES", "PRUNE", "AUCELL", "FATE_FIT", "MASH", "AGGREGATE",
               "RANK", "EVAL_RECOVERY", "DIAGNOSTICS", "REPORT")

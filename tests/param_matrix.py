@@ -22,10 +22,10 @@ import yaml
 
 from nfemulate import SMALL_SIMULATION
 
-ALL_STAGES = ("simulate", "validate", "qc", "ambient", "integrate", "embed", "grn", "modules", "prune", "aucell", "fate-fit",
-              "mash", "aggregate", "rank", "eval-recovery", "diagnostics", "report")
+ALL_STAGES = ("simulate", "validate", "qc", "ambient", "integrate", "embed", "fate-probs", "grn", "modules", "prune",
+              "aucell", "fate-fit", "mash", "aggregate", "rank", "eval-recovery", "diagnostics", "report")
 BRANCHES = {"integration": ("integrate", "embed"), "regulons": ("grn", "modules", "prune", "aucell"),
-            "fate": ("fate-fit", "mash", "aggregate", "rank", "eval-recovery", "diagnostics"),
+            "fate": ("fate-probs", "fate-fit", "mash", "aggregate", "rank", "eval-recovery", "diagnostics"),
             "diagnostics": ("diagnostics",), "report": ("report",)}
 
 
@@ -63,6 +63,13 @@ class Combo:
 
     def args(self) -> list[str]:
         return [part for key, value in self.params.items() for part in (f"--{key}", value)]
+
+    def optional_stages(self) -> set[str]:
+        """The stages that run only when asked: ambient (run_ambient) and fate-probs (always, or auto with
+        samples that bring no fate probabilities)."""
+        mode = self.params.get("compute_fate_probs", "auto")
+        computes = mode == "always" or (mode == "auto" and self.params.get("sim_fate_probs") == "false")
+        return {name for name, runs in (("ambient", "run_ambient" in self.params), ("fate-probs", computes)) if runs}
 
 
 def _harmony_on_pca(out: Path) -> None:
@@ -113,6 +120,25 @@ def _guide_posterior_normal_prior(out: Path) -> None:
     assert (out / "fate" / "gene_daywise_for_mash.csv").is_file()
 
 
+def _computed_fate_probs(solver: str, connectivity_weight: float) -> Callable[[Path], None]:
+    """fate-probs ran with these settings, its table (rows summing to 1 over the simulated fates) fed
+    fate-fit, and the report shows it."""
+    def check(out: Path) -> None:
+        params = yaml.safe_load((out / "fate_probs" / "params.yaml").read_text())
+        assert params["solver"] == solver and float(params["connectivity_weight"]) == connectivity_weight, params
+        with open(out / "fate_probs" / "fate_probs.csv", newline="") as fh:
+            rows = list(csv.reader(fh))
+        assert rows[0] == ["cell", "EC", "MES", "NEU"], rows[0]
+        with h5py.File(out / "qc" / "cells.h5ad", "r") as fh:
+            n_cells = len(fh["obs"][fh["obs"].attrs["_index"]])
+        assert len(rows) == n_cells + 1, (len(rows), n_cells)
+        assert all(abs(sum(map(float, row[1:])) - 1) < 1e-6 for row in rows[1:])
+        fit = yaml.safe_load((out / "fate" / "params.yaml").read_text())
+        assert str(fit["fate_probs"]).endswith("fate_probs.csv"), fit["fate_probs"]
+        assert "fate-probs" not in report_skipped(out)
+    return check
+
+
 def _skipping(branch: str) -> Combo:
     def check(out: Path) -> None:
         if branch == "report":
@@ -136,6 +162,19 @@ MATRIX: tuple[Combo, ...] = (
     Combo("mash-conservative", {"mash_mode": "conservative"}, check=_conservative_only),
     Combo("numeric-looking-strings", {"module_percentile_thresholds": "90", "module_top_n_per_target": "50"},
           check=_numeric_strings),
+    Combo("computed-fate-probs", {"sim_fate_probs": "false"}, check=_computed_fate_probs("auto", 0.0)),
+    Combo("fate-probs-always-gmres-with-connectivity", {"compute_fate_probs": "always", "fate_probs_solver": "gmres",
+                                                        "fate_probs_connectivity_weight": "0.2"},
+          check=_computed_fate_probs("gmres", 0.2)),
+    Combo("fate-probs-direct", {"sim_fate_probs": "false", "fate_probs_solver": "direct"},
+          check=_computed_fate_probs("direct", 0.0)),
+    Combo("fate-probs-bicgstab", {"sim_fate_probs": "false", "fate_probs_solver": "bicgstab"},
+          check=_computed_fate_probs("bicgstab", 0.0)),
+    Combo("fate-probs-never", {"compute_fate_probs": "never"}),  # the samples' own: fate-probs must not run
+    Combo("refused-never-without-fate-probs", {"sim_fate_probs": "false", "compute_fate_probs": "never"},
+          refused="compute_fate_probs"),
+    Combo("refused-fate-probs-without-integration", {"compute_fate_probs": "always", "skip_integration": "true"},
+          refused="skip_integration"),
     Combo("refused-enriched-alone", {"mash_mode": "enriched"}, refused="mash_mode"),
     Combo("refused-unknown-method", {"integrate_method": "umap"}, refused="integrate_method"),
 )
@@ -152,7 +191,8 @@ def check_outcome(combo: Combo, outdir: Path, returncode: int, output: str, stag
         return
     assert returncode == 0, f"{combo.id} failed:\n{output[-5000:]}"
     ran = stages_in_trace(outdir)
-    expected = {s for s in ALL_STAGES if s not in combo.skipped and (s != "ambient" or "run_ambient" in combo.params)}
+    optional = {"ambient", "fate-probs"} - combo.optional_stages()
+    expected = {s for s in ALL_STAGES if s not in combo.skipped and s not in optional}
     assert ran == expected, f"{combo.id}: stages {sorted(ran)}, expected {sorted(expected)}"
     if "report" not in combo.skipped:
         assert (outdir / "report" / "report.html").is_file()

@@ -133,8 +133,10 @@ def test_module_image_must_provide_what_the_process_runs():
     (proc,) = parse_processes(MODULE_GOOD)
     broken = dict(facts, python=ImageFacts("python", False, False, False))
     assert any("does not provide `fatescope`" in p for p in check_process(proc, broken, {"qc"}))
-    mash = MODULE_GOOD.replace("INFO qc", "INFO mash").replace(
-        "${params.python_container}", "${params.mash_engine == 'r' ? params.r_container : params.python_container}")
+    mash = MODULE_GOOD.replace("INFO qc", "INFO mash").replace("process_medium", "process_gpu").replace(
+        "${params.python_container}",
+        "${params.mash_engine == 'r' ? params.r_container : params.use_gpu ? params.python_gpu_container : "
+        "params.python_container}")
     (proc,) = parse_processes(mash)
     assert check_process(proc, facts, {"mash"}) == []
     no_r = dict(facts, **{"r-mashr": ImageFacts("r-mashr", True, False, False)})
@@ -183,7 +185,8 @@ process {
         container = { [params.container_registry, params.use_gpu ? params.python_gpu_container : params.python_container].findAll { it }.join('/') }
     }
     withName: 'MASH' {
-        container = { [params.container_registry, params.mash_engine == 'r' ? params.r_container : params.python_container].join('/') }
+        container = { [params.container_registry, params.mash_engine == 'r' ? params.r_container
+                       : params.use_gpu ? params.python_gpu_container : params.python_container].join('/') }
     }
 }
 profiles {
@@ -206,7 +209,8 @@ def test_container_from_the_config_is_resolved_with_nextflow_priorities():
     (grn,) = parse_processes(no_directive.replace("process_medium", "process_gpu").replace("INFO qc", "INFO grn"))
     assert "python_gpu_container" in params_of(effective_container(grn, cfg)[0])
     assert check_process(grn, facts, {"grn"}, cfg) == []
-    (mash,) = parse_processes(no_directive.replace("process QC", "process MASH").replace("INFO qc", "INFO mash"))
+    (mash,) = parse_processes(no_directive.replace("process QC", "process MASH").replace("INFO qc", "INFO mash")
+                              .replace("process_medium", "process_gpu"))
     assert "r_container" in params_of(effective_container(mash, cfg)[0])
     assert check_process(mash, facts, {"mash"}, cfg) == []
     # without the withName block, MASH could never run in the R image

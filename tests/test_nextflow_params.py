@@ -20,7 +20,7 @@ REQUIRED_PROFILES = {"test", "docker", "singularity", "apptainer", "gpu", "slurm
 NEXTFLOW_ONLY_PARAMS = {
     "simulate", "publish_dir_mode",
     "container_registry", "python_container", "python_gpu_container", "r_container",
-    "use_gpu", "google_gpu_type",
+    "use_gpu", "google_gpu_type", "gpu_queue", "gpu_cluster_options", "max_gpus",
     "max_cpus", "max_memory", "max_time",
     "queue", "cluster_options", "aws_region", "aws_cli_path", "google_project", "google_location",
     "k8s_namespace", "k8s_storage_claim", "k8s_storage_mount",

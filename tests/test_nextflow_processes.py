@@ -121,3 +121,64 @@ def test_script_check_fails_on_bad_scripts(old, new, expected):
     proc = _qc_mutated(old, new)
     problems = script_problems(proc)
     assert any(expected in p for p in problems), problems
+
+
+def test_gpu_stages_are_one_list(processes):
+    """fatescope.device.GPU_STAGES is the list: the processes labelled process_gpu, the stages with a torch
+    device option, and the lists in conf/base.config, containers/README.md, the GPU image and docs."""
+    from click import Context
+
+    from fatescope.cli import main
+    from fatescope.device import GPU_STAGES
+
+    labelled = {stage_of(name) for name, proc in processes.items() if "process_gpu" in proc.labels}
+    assert labelled == set(GPU_STAGES), (sorted(labelled), GPU_STAGES)
+    ctx = Context(main)
+    for stage in GPU_STAGES:
+        options = {p.name for p in main.get_command(ctx, stage).params}
+        assert options & {"device", "pruning_device"}, f"{stage}: no --device option, yet a GPU stage"
+    plain = ", ".join(GPU_STAGES)
+    base = " ".join(re.sub(r"(?m)^\s*//", "", (CONF / "base.config").read_text()).split())
+    assert f"GPU_STAGES: {plain})" in base
+    repo = CONF.parent
+    assert ", ".join(f"`{s}`" for s in GPU_STAGES) in (repo / "containers" / "README.md").read_text()
+    dockerfile = " ".join((repo / "containers" / "python-gpu" / "Dockerfile").read_text().replace("#", "").split())
+    listed = ", ".join(GPU_STAGES[:-1]) + f" and {GPU_STAGES[-1]}"
+    assert f"GPU stages {listed} of the pipeline" in dockerfile and f"stages ({plain};" in dockerfile
+    docs = (repo / "docs" / "nextflow.md").read_text()
+    assert all(f"`{s}`" in docs.split("### GPU stages")[1].split("\n\n")[1] for s in GPU_STAGES)
+
+
+GPU_ROUTING_CASES = [  # (config, params) -> expected queue / clusterOptions of a process_gpu task
+    ("slurm", {"use_gpu": False, "queue": "normal", "gpu_queue": "gpu", "cluster_options": "--account=lab",
+               "gpu_cluster_options": None}, {"queue": "normal", "clusterOptions": "--account=lab"}),
+    ("slurm", {"use_gpu": True, "queue": "normal", "gpu_queue": "gpu", "cluster_options": "--account=lab",
+               "gpu_cluster_options": None}, {"queue": "gpu", "clusterOptions": "--account=lab --gres=gpu:1"}),
+    ("slurm", {"use_gpu": True, "queue": "normal", "gpu_queue": None, "cluster_options": None,
+               "gpu_cluster_options": "--gres=gpu:a100:2 --constraint=hbm"},
+     {"queue": "normal", "clusterOptions": "--gres=gpu:a100:2 --constraint=hbm"}),
+    ("awsbatch", {"use_gpu": True, "queue": "cpu-queue", "gpu_queue": "gpu-queue"}, {"queue": "gpu-queue"}),
+    ("awsbatch", {"use_gpu": False, "queue": "cpu-queue", "gpu_queue": "gpu-queue"}, {"queue": "cpu-queue"}),
+]
+
+
+def test_gpu_stages_go_to_the_gpu_queue_with_their_options():
+    """The process_gpu directives of conf/slurm.config and conf/awsbatch.config, evaluated by Groovy."""
+    import json
+
+    import nflang
+    from nfconfig import directive_closure
+
+    nflang.skip_if_unavailable()
+    lines, expected = ["import groovy.json.JsonOutput", "def out = []"], []
+    for i, (config, params, want) in enumerate(GPU_ROUTING_CASES):
+        body = with_label_blocks((CONF / f"{config}.config").read_text())["process_gpu"]
+        for j, (directive, value) in enumerate(want.items()):
+            closure = directive_closure(body, directive)
+            lines.append(f"def d{i}_{j}(params) {{ return {closure} }}")
+            lines.append(f"out << d{i}_{j}(new groovy.json.JsonSlurper().parseText('{json.dumps(params)}'))()?.toString()")
+            expected.append(value)
+    lines.append("println JsonOutput.toJson(out)")
+    assert json.loads(nflang.run_groovy("\n".join(lines))) == expected
+    gpu_profile = top_level_block(top_level_block(NEXTFLOW_CONFIG.read_text(), "profiles"), "gpu")
+    assert re.search(r"maxForks\s*=\s*params\.max_gpus", gpu_profile)

@@ -172,13 +172,14 @@ def test_a_fatescope_of_another_version_is_refused_before_any_stage(nextflow_run
 
 @pytest.mark.nextflow
 def test_stub_run_of_the_test_profile(nextflow_runtime, tmp_path):
-    """`nextflow run main.nf -stub -profile test`: the DAG runs end to end (stubs) and the output
-    folder has every stage folder and pipeline_info."""
+    """`nextflow run main.nf -stub -profile test --compute_fate_probs always`: the DAG runs end to end
+    (stubs) and the output folder has every stage folder (ambient's aside) and pipeline_info."""
     outdir = tmp_path / "results"
-    res = _run_test_profile(["-stub", "--outdir", str(outdir)], tmp_path)
+    res = _run_test_profile(["-stub", "--outdir", str(outdir), "--compute_fate_probs", "always"], tmp_path)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     for rel in ("simulate/samplesheet.csv", "validate/samplesheet.valid.csv", "qc/cells.h5ad", "integrate/cells.h5ad",
-                "embed/cells.h5ad", "grn/adjacency.parquet", "prune/regulons.parquet", "aucell/aucell.parquet",
+                "embed/cells.h5ad", "fate_probs/fate_probs.csv", "grn/adjacency.parquet", "prune/regulons.parquet",
+                "aucell/aucell.parquet",
                 "fate/gene_daywise_for_mash.csv", "mash/mash_gene_conservative.csv", "rank/hits_ranked.csv",
                 "eval-recovery/recovery_metrics.json", "diagnostics/diagnostics.json", "report/report.html",
                 "pipeline_info/versions.yml", "pipeline_info/params.yaml", "pipeline_info/trace.tsv"):
@@ -199,7 +200,8 @@ def test_nextflow_config_resolves_the_test_profile(tmp_path):
     assert res.returncode == 0, res.stderr[-4000:]
     flat = dict(line.split(" = ", 1) for line in res.stdout.splitlines() if " = " in line)
     for key, value in {**TEST_PROFILE, **TEST_PROFILE_ONLY}.items():
-        assert flat.get(f"params.{key}", "").strip("'") == str(value).lower(), (key, flat.get(f"params.{key}"))
+        expected = str(value).lower() if isinstance(value, bool) else str(value)
+        assert flat.get(f"params.{key}", "").strip("'") == expected, (key, flat.get(f"params.{key}"))
     assert flat["plugins"] == f"['{_plugin()}']" and flat["validation.lenientMode"] == "true"
 
 

@@ -155,3 +155,17 @@ def test_the_engine_refuses_computed_fate_probs_without_embed(tmp_path):
         preflight(params, stages)
     with pytest.raises(InputError, match="compute_fate_probs"):
         preflight({**default_params(), "compute_fate_probs": "sometimes"}, [])
+
+
+def test_the_engine_refuses_never_when_a_sample_has_no_fate_probs(tmp_path):
+    """--compute_fate_probs never with a sample lacking fate_probs: refused before any stage, unless
+    --fate_missing_fate_probs drop fits on the other samples' cells."""
+    from fatescope.engine.stages import default_params
+
+    base = {**default_params(), "compute_fate_probs": "never", "sim_fate_probs": False, "outdir": str(tmp_path / "o")}
+    stages = [s for s in STAGES if s.enabled(RunPaths(tmp_path / "o", base))]
+    assert "fate-fit" in {s.name for s in stages} and "fate-probs" not in {s.name for s in stages}
+    with pytest.raises(InputError, match="--compute_fate_probs never: some sample"):
+        preflight(base, stages)
+    preflight({**base, "fate_missing_fate_probs": "drop"}, stages)
+    preflight({**base, "sim_fate_probs": True}, stages)

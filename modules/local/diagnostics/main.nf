@@ -2,7 +2,8 @@
  * DIAGNOSTICS: `fatescope diagnostics` -- held-out cross-entropy of the full vs the nuisance-only
  * fate model, a permutation negative control (one refit) and the signs of known regulators
  * (params.diag_known_regulators); diagnostics/diagnostics.json, split_counts.csv,
- * permutation_hits.csv, sanity.csv (docs/fate.md).
+ * permutation_hits.csv, sanity.csv (docs/fate.md). Label process_gpu: the two refits on CUDA when
+ * params.use_gpu.
  *
  * Inputs: QC's cells.h5ad, fate-fit's fate_model.pt and theta_posterior_summary.npz, the guide map
  * ([] when there is none), FATE_PROBS's fate_probs.csv ([] when not computed),
@@ -10,7 +11,7 @@
  */
 
 process DIAGNOSTICS {
-    label 'process_high'
+    label 'process_gpu'
 
     input:
     path h5ad, stageAs: 'qc/cells.h5ad'

@@ -1,14 +1,15 @@
 /*
  * MASH: `fatescope mash` -- shrink fate-fit's daywise gene and guide effects with mash, in the
  * conservative (canonical covariances) and enriched (canonical + ED) modes; into mash/
- * (docs/mash.md). params.mash_engine 'r' runs mashr in the R image (conf/modules.config).
+ * (docs/mash.md). params.mash_engine 'r' runs mashr in the R image (conf/modules.config). Label
+ * process_gpu: the Python engine's likelihoods and posteriors on CUDA when params.use_gpu.
  *
  * Inputs: fate/gene_daywise_for_mash.csv and fate/guide_daywise_for_mash.csv. The outputs below
  * are those of the default params.mash_mode (both modes), which AGGREGATE and RANK read.
  */
 
 process MASH {
-    label 'process_medium'
+    label 'process_gpu'
 
     input:
     path gene_daywise, stageAs: 'fate/gene_daywise_for_mash.csv'

@@ -5,6 +5,11 @@ import torch
 
 from .errors import InputError
 
+# The stages with a torch path a GPU speeds up (their --device / --pruning-device option). The one list: the
+# Nextflow processes labelled process_gpu, conf/base.config, containers/README.md, the GPU image's Dockerfile
+# and docs/nextflow.md name exactly these (tests/test_nextflow_processes.py checks).
+GPU_STAGES = ("ambient", "integrate", "grn", "prune", "aucell", "fate-fit", "mash", "diagnostics")
+
 
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' means CUDA when present, else CPU; asking for CUDA where there is none is an input error."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -36,6 +37,40 @@ def reports_input_errors(fn):
     return wrapper
 
 
+DEVICE_OPTIONS = ("device", "pruning_device")  # the keyword of a stage command's torch-device option
+
+
+def is_cuda_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA out-of-memory error (torch's OutOfMemoryError, or the RuntimeError older kernels raise)."""
+    torch = sys.modules.get("torch")  # not imported: no torch, no CUDA error
+    if torch is None:
+        return False
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (isinstance(exc, RuntimeError)
+                                                            and "CUDA out of memory" in str(exc))
+
+
+def falls_back_to_cpu(name: str, fn):
+    """Run a GPU-capable stage again on the CPU when the GPU runs out of memory, with a warning: a task on a
+    busy or small GPU then finishes (slower) instead of failing the run. Stages write their outputs
+    atomically, so the first attempt leaves nothing behind."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        key = next((k for k in DEVICE_OPTIONS if k in kwargs), None)
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if key is None or kwargs[key] == "cpu" or not is_cuda_out_of_memory(exc):
+                raise
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("%s: CUDA out of memory with --%s %s (%s); running the stage again on the CPU", name,
+                        key.replace("_", "-"), kwargs[key], reason)
+            sys.modules["torch"].cuda.empty_cache()
+            return fn(*args, **{**kwargs, key: "cpu"})
+
+    return wrapper
+
+
 def outdir_option(stage: str):
     return click.option("--outdir", default=stage, show_default=True, type=click.Path(file_okay=False),
                         help="Folder for this stage's outputs (created; written atomically).")
@@ -45,7 +80,8 @@ def stage_command(name: str, help: str):
     """A click command for one stage, with every option's default shown in --help."""
 
     def decorate(fn):
-        return click.command(name, help=help, context_settings={"show_default": True})(reports_input_errors(fn))
+        return click.command(name, help=help, context_settings={"show_default": True})(
+            reports_input_errors(falls_back_to_cpu(name, fn)))
 
     return decorate
 

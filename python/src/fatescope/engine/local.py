@@ -84,6 +84,12 @@ def preflight(params: dict, stages: list[Stage]) -> None:
         raise InputError("the fate branch needs fate probabilities: the samplesheet gives none for some sample, so the "
                          "fate-probs stage computes them on embed's kNN graph; drop --skip_integration, give every "
                          "sample a fate_probs file, or --skip_fate true")
+    if ("fate-fit" in names and params.get("compute_fate_probs") == "never" and paths.samples_lack_fate_probs()
+            and params.get("fate_missing_fate_probs") != "drop"):
+        raise InputError("--compute_fate_probs never: some sample of the samplesheet has no fate_probs file, so the fate "
+                         "branch would have no fate probabilities for its cells; give every sample one, use "
+                         "--compute_fate_probs auto, --fate_missing_fate_probs drop (fit on the other samples' cells), "
+                         "or --skip_fate true")
     if params.get("input") and "prune" in names:
         missing = [name for name in ("ranking_dbs", "motif_annotations") if not params.get(name)]
         if missing:

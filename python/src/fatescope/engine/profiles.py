@@ -9,7 +9,9 @@ iterations; RegDiffusion trains 300 steps (150 leave the top-30 targets per TF 3
 give 78%); modules are the top-50 targets per TF only (the percentile and top-N-per-target
 modules hold most of the 1,200 simulated genes, and pruning keeps decoys from them: target
 precision 0.32 instead of 0.97); the cisTarget recovery curve stops at rank 1,000 of the 1,200
-genes of the simulated database.
+genes of the simulated database. With computed fate probabilities (``--sim_fate_probs false``) the
+terminal states are the simulated mature cells (truth's ``cell_type``: EC, MES, NEU), named as the
+fate model's fates.
 """
 
 TEST_PROFILE: dict[str, object] = {
@@ -30,6 +32,8 @@ TEST_PROFILE: dict[str, object] = {
     "module_percentile_thresholds": "",
     "module_top_n_per_target": "",
     "pruning_rank_threshold": 1000,
+    "fate_probs_terminal_key": "cell_type",
+    "fate_probs_terminal_states": "EC,MES,NEU",
 }
 
 PROFILES = {"test": TEST_PROFILE}

@@ -69,8 +69,10 @@ class RunPaths:
         """Whether the fate-probs stage gives fate-fit its fate probabilities: ``compute_fate_probs`` always
         / never, or (auto) when a sample of the samplesheet has none (simulated: ``sim_fate_probs`` false)."""
         mode = self.params.get("compute_fate_probs", "auto")
-        if mode != "auto":
-            return mode == "always"
+        return mode == "always" or (mode == "auto" and self.samples_lack_fate_probs())
+
+    def samples_lack_fate_probs(self) -> bool:
+        """Whether a sample brings no fate probabilities (simulated: ``sim_fate_probs`` false)."""
         if self.simulated():
             return not self.params.get("sim_fate_probs", True)
         return samples_lack_fate_probs(self.params["input"])
@@ -223,7 +225,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("fate-probs", folder_name="fate_probs", prefix="fate_probs_",
           outputs=("fate_probs.csv", "terminal_states.csv", "transition_matrix.npz", "fate_probs.json", "cells.h5ad",
                    "fate_probs_*.png"),
-          inputs=lambda p: {"input": p.file("embed", "cells.h5ad"), "labels": p.params.get("fate_probs_labels")},
+          inputs=lambda p: {"input": p.file("embed", "cells.h5ad"), "labels": p.params.get("fate_probs_labels") or p.truth("cells.parquet")},
           enabled=lambda p: p.runs("fate") and p.computes_fate_probs()),
     Stage("fate-fit", folder_name="fate", prefix="fate_", outputs=FATE_OUTPUTS,
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "guide_map": p.guide_map(),
