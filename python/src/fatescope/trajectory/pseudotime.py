@@ -10,6 +10,7 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import InputError
 from ..logs import get_logger
 from ._checks import square_nonnegative
+from .coarsen import aggregate
 
 log = get_logger(__name__)
 
@@ -18,6 +19,12 @@ log = get_logger(__name__)
 # 0.9994 and scanpy's DPT is then dominated by noisy fast components (correlation with the planted time 0.23 on
 # a 6,000-cell branching trajectory, 0.98 with this float64 threshold). Pass stationary=0.9994 for scanpy's numbers.
 STATIONARY_EIGENVALUE = 1.0 - 1e-9
+# above this many cells the diffusion map is computed on at most COARSE_TARGET aggregates of cells
+# (trajectory/coarsen.py) and carried back to the cells by SMOOTHING_STEPS steps of the random walk: ARPACK
+# on the full graph did not finish in 11 CPU-minutes at 1M cells (docs/benchmarks.md, "Fate probabilities")
+COARSE_ABOVE = 100_000
+COARSE_TARGET = 20_000
+SMOOTHING_STEPS = 3
 
 
 def diffusion_map(connectivities: sp.spmatrix, n_comps: int = 15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -39,6 +46,29 @@ def diffusion_map(connectivities: sp.spmatrix, n_comps: int = 15, seed: int = 0)
     v0 = np.random.RandomState(seed).standard_normal(n)  # scanpy's seeded start vector (random_state=0)
     evals, evecs = sla.eigsh(sym, k=n_comps, which="LM", v0=v0)
     return evals[::-1].copy(), np.ascontiguousarray(evecs[:, ::-1])
+
+
+def coarse_diffusion_map(connectivities: sp.spmatrix, n_comps: int = 15, seed: int = 0,
+                         target: int = COARSE_TARGET) -> tuple[np.ndarray, np.ndarray]:
+    """Diffusion map of a very large graph: ``diffusion_map`` of the graph of at most ``target`` aggregates
+    (summed edge weights), each aggregate's eigenvector entries given to its cells and smoothed by
+    SMOOTHING_STEPS steps of the cells' random walk. An approximation, logged; below COARSE_ABOVE cells the
+    exact map is used."""
+    W = sp.csr_matrix(connectivities)
+    labels = aggregate(W, target, seed)
+    m = int(labels.max()) + 1
+    P = sp.csr_matrix((np.ones(W.shape[0]), (np.arange(W.shape[0]), labels)), shape=(W.shape[0], m))
+    coarse = sp.csr_matrix(P.T @ W @ P)
+    coarse.setdiag(0)
+    coarse.eliminate_zeros()
+    evals, coarse_vecs = diffusion_map(coarse, n_comps, seed)
+    walk = sp.diags(1.0 / np.asarray(W.sum(axis=1)).ravel()) @ W
+    evecs = coarse_vecs[labels]
+    for _ in range(SMOOTHING_STEPS):
+        evecs = walk @ evecs
+    log.info("diffusion map of %d cells on %d aggregates (%.1f cells each), %d smoothing steps", W.shape[0], m,
+             W.shape[0] / m, SMOOTHING_STEPS)
+    return evals, evecs
 
 
 def dpt_distance(evals: np.ndarray, evecs: np.ndarray, root: int,
@@ -63,13 +93,16 @@ def pick_root(evals: np.ndarray, evecs: np.ndarray, root_cells: np.ndarray,
 
 
 def diffusion_pseudotime(connectivities: sp.spmatrix, root_cells: np.ndarray, *, n_comps: int = 15,
-                         n_dcs: int = 10, seed: int = 0,
-                         stationary: float = STATIONARY_EIGENVALUE) -> tuple[np.ndarray, int]:
+                         n_dcs: int = 10, seed: int = 0, stationary: float = STATIONARY_EIGENVALUE,
+                         coarse_above: int = COARSE_ABOVE,
+                         coarse_target: int = COARSE_TARGET) -> tuple[np.ndarray, int]:
     """Diffusion pseudotime of every cell in [0, 1] and the root cell index.
 
     scanpy's math: ``sc.tl.diffmap(n_comps=n_comps)`` then ``sc.tl.dpt(n_dcs=n_dcs)`` from the root chosen by
     :func:`pick_root` among ``root_cells`` (indices or a boolean mask); only the eigenvalue threshold
-    ``stationary`` differs from scanpy (see STATIONARY_EIGENVALUE; equal results on the pancreas data).
+    ``stationary`` differs from scanpy (see STATIONARY_EIGENVALUE; equal results on the pancreas data). Graphs of
+    more than ``coarse_above`` cells get the diffusion map of at most ``coarse_target`` aggregates
+    (:func:`coarse_diffusion_map`).
     The graph must be connected: DPT is infinite across components, and the walk downstream could not use
     such a pseudotime.
     """
@@ -88,7 +121,8 @@ def diffusion_pseudotime(connectivities: sp.spmatrix, root_cells: np.ndarray, *,
         raise InputError(f"connectivities: the kNN graph has {n_parts} connected components (sizes "
                          f"{sizes[:5].tolist()}...); diffusion pseudotime needs one -- pass a pseudotime instead "
                          "or rebuild the graph with more neighbours")
-    evals, evecs = diffusion_map(W, n_comps, seed)
+    evals, evecs = (diffusion_map(W, n_comps, seed) if n <= coarse_above
+                    else coarse_diffusion_map(W, n_comps, seed, coarse_target))
     n_dcs = min(n_dcs, evals.size)
     evals, evecs = evals[:n_dcs], evecs[:, :n_dcs]
     root = pick_root(evals, evecs, roots, stationary)
