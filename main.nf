@@ -36,6 +36,9 @@ include { DIAGNOSTICS   } from './modules/local/diagnostics'
 include { REPORT        } from './modules/local/report'
 
 workflow {
+    if (!params.outdir) {
+        error("--outdir is required: the folder (or s3:// / gs:// URL) the results are published to (-profile test sets results)")
+    }
     if (params.validate_params) {
         validateParameters()
     }

@@ -23,7 +23,7 @@ from pathlib import Path
 import nflang
 from nfconfig import (CONF, MAIN_NF, NEXTFLOW_CONFIG, REPO, TEST_PROFILE_ONLY, blocks, directive_closure,
                       ext_args_closure, params_block, top_level_block, with_label_blocks, with_name_blocks)
-from nfmodules import Process, module_processes
+from nfmodules import INTERMEDIATE_H5AD, Process, module_processes, stage_outdir
 
 # small simulation so that the emulated test profile takes seconds
 SMALL_SIMULATION = {"sim_n_cells": 300, "sim_n_genes": 200, "sim_n_days": 2, "sim_n_replicates": 1, "sim_n_tfs": 3,
@@ -255,7 +255,7 @@ out['tricky'] = ({renderer(procs['VALIDATE'], 'script')})([sheet: tricky.sheet, 
     for mode, info in staging.items():
         sources = {"guide_map.csv": sim_dirs[mode] / "simulate" / "guide_map.csv",
                    "validate": root / f"{mode}-validate" / "validate", "qc": root / f"{mode}-qc" / "qc",
-                   "qc/cells.h5ad": root / f"{mode}-qc" / "qc" / "cells.h5ad"}
+                   "qc/cells.h5ad": root / f"{mode}-qc" / INTERMEDIATE_H5AD}
         for name in DOWNSTREAM:
             task = root / f"{mode}-{name.lower()}"
             task.mkdir()
@@ -266,7 +266,9 @@ out['tricky'] = ({renderer(procs['VALIDATE'], 'script')})([sheet: tricky.sheet, 
                                             else sources[source])
             run(name, mode, info[name])
             for emitted in procs[name].emits.values():  # what later processes stage, by the same relative path
-                sources.setdefault(emitted, task / emitted)
+                # (a cells.h5ad emitted beside the stage folder is staged as <folder>/cells.h5ad)
+                staged_as = f"{stage_outdir(procs[name])}/{emitted}" if emitted == INTERMEDIATE_H5AD else emitted
+                sources.setdefault(staged_as, task / emitted)
     result["seconds"] = time.monotonic() - t0
     return result
 

@@ -13,6 +13,8 @@ import click
 from nfconfig import MODULES, NEXTFLOW_CONFIG, blocks, closing, ext_args_options, mask, string_at, top_level_block
 from nfplugins import PLUGIN_SPECS
 
+INTERMEDIATE_H5AD = "cells.h5ad"  # emitted beside the stage folder; published only with params.save_intermediates
+
 
 @dataclass
 class Process:
@@ -196,7 +198,7 @@ def stub_and_output_problems(proc: Process) -> list[str]:
     if "script" not in proc.sections:
         return problems + [f"{proc.path}: process {proc.name} has no script: block"]
     for emit, out in proc.emits.items():
-        created = any(fnmatch(word, out) for word in stub.split()) if "*" in out else out in stub
+        created = any(fnmatch(word.strip("'\""), out) for word in stub.split())
         if stub.strip() and not created:
             problems.append(f"{proc.path}: {proc.name}'s stub does not create {out} (emit {emit})")
     outdir = stage_outdir(proc)
@@ -205,7 +207,31 @@ def stub_and_output_problems(proc: Process) -> list[str]:
     if proc.emits.get("outdir") != outdir:
         problems.append(f"{proc.path}: {proc.name} must emit its folder `path \"{outdir}\", emit: outdir`")
     problems += [f"{proc.path}: output {out} is outside {outdir}/" for out in proc.emits.values()
-                 if out != outdir and not out.startswith(outdir + "/")]
+                 if out != outdir and not out.startswith(outdir + "/") and out != INTERMEDIATE_H5AD]
+    return problems
+
+
+def intermediate_h5ad_problems(proc: Process, with_name_block: str) -> list[str]:
+    """A process that emits its cells.h5ad beside its folder (lean publishing) moves it there after the
+    stage ran, or links it when task.ext.save_h5ad is set, which conf/modules.config sets from
+    params.save_intermediates; the stub does the same."""
+    if proc.emits.get("h5ad") != INTERMEDIATE_H5AD:
+        return []
+    outdir = stage_outdir(proc)
+    problems = []
+    keep = r"def\s+keep_h5ad\s*=\s*task\.ext\.save_h5ad\s*\?:\s*false"
+    for section in ("script", "stub"):
+        if not re.search(keep, proc.sections.get(section, "")):
+            problems.append(f"{proc.name}: the {section} must read `def keep_h5ad = task.ext.save_h5ad ?: false`")
+    moved = (rf"\$\{{keep_h5ad \? 'ln {re.escape(outdir)}/cells\.h5ad cells\.h5ad \|\| cp {re.escape(outdir)}/cells\.h5ad "
+             rf"cells\.h5ad' : 'mv {re.escape(outdir)}/cells\.h5ad cells\.h5ad'\}}")
+    if not re.search(moved, proc.sections["script"]):
+        problems.append(f"{proc.name}: the script must end with ${{keep_h5ad ? 'ln {outdir}/cells.h5ad cells.h5ad || cp "
+                        f"...' : 'mv {outdir}/cells.h5ad cells.h5ad'}}")
+    if f"${{keep_h5ad ? 'cp cells.h5ad {outdir}/cells.h5ad' : ''}}" not in proc.sections.get("stub", ""):
+        problems.append(f"{proc.name}: the stub must copy cells.h5ad into {outdir}/ when keep_h5ad")
+    if not re.search(r"ext\.save_h5ad\s*=\s*params\.save_intermediates\b", with_name_block):
+        problems.append(f"{proc.name}: conf/modules.config must set `ext.save_h5ad = params.save_intermediates`")
     return problems
 
 

@@ -162,15 +162,17 @@ MATRIX: tuple[Combo, ...] = (
     Combo("mash-conservative", {"mash_mode": "conservative"}, check=_conservative_only),
     Combo("numeric-looking-strings", {"module_percentile_thresholds": "90", "module_top_n_per_target": "50"},
           check=_numeric_strings),
-    Combo("computed-fate-probs", {"sim_fate_probs": "false"}, check=_computed_fate_probs("auto", 0.0)),
+    # the solvers on the same simulation (compute_fate_probs always): only fate-probs and the fate branch rerun
     Combo("fate-probs-always-gmres-with-connectivity", {"compute_fate_probs": "always", "fate_probs_solver": "gmres",
                                                         "fate_probs_connectivity_weight": "0.2"},
           check=_computed_fate_probs("gmres", 0.2)),
-    Combo("fate-probs-direct", {"sim_fate_probs": "false", "fate_probs_solver": "direct"},
+    Combo("fate-probs-direct", {"compute_fate_probs": "always", "fate_probs_solver": "direct"},
           check=_computed_fate_probs("direct", 0.0)),
-    Combo("fate-probs-bicgstab", {"sim_fate_probs": "false", "fate_probs_solver": "bicgstab"},
+    Combo("fate-probs-bicgstab", {"compute_fate_probs": "always", "fate_probs_solver": "bicgstab"},
           check=_computed_fate_probs("bicgstab", 0.0)),
     Combo("fate-probs-never", {"compute_fate_probs": "never"}),  # the samples' own: fate-probs must not run
+    # auto on samples without fate probabilities: a new simulation, so every stage reruns (once, last)
+    Combo("computed-fate-probs", {"sim_fate_probs": "false"}, check=_computed_fate_probs("auto", 0.0)),
     Combo("refused-never-without-fate-probs", {"sim_fate_probs": "false", "compute_fate_probs": "never"},
           refused="compute_fate_probs"),
     Combo("refused-fate-probs-without-integration", {"compute_fate_probs": "always", "skip_integration": "true"},

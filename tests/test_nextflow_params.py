@@ -10,7 +10,8 @@ import pytest
 
 from nfconfig import (CONF, NEXTFLOW_CONFIG, REPO, TEST_PROFILE_ONLY, clean_default, json_type, mutate, params_block,
                       schema_properties, top_level_block, top_level_names, with_name_blocks)
-from nfmodules import cli_command, engine_stages, ext_args_problems, stage_of, stage_outdir
+from nfmodules import (INTERMEDIATE_H5AD, cli_command, engine_stages, ext_args_problems, intermediate_h5ad_problems,
+                       parse_processes, stage_of, stage_outdir)
 
 REQUIRED_PROFILES = {"test", "docker", "singularity", "apptainer", "gpu", "slurm", "awsbatch", "google", "k8s"}
 
@@ -18,13 +19,13 @@ REQUIRED_PROFILES = {"test", "docker", "singularity", "apptainer", "gpu", "slurm
 # them): publishing, containers, GPU requests, resource limits, executor settings, validation,
 # and `simulate`, which the test profile sets (the local engine simulates whenever input is null).
 NEXTFLOW_ONLY_PARAMS = {
-    "simulate", "publish_dir_mode",
+    "simulate", "publish_dir_mode", "save_intermediates",
     "container_registry", "python_container", "python_gpu_container", "r_container",
     "use_gpu", "google_gpu_type", "gpu_queue", "gpu_cluster_options", "max_gpus",
     "max_cpus", "max_memory", "max_time",
     "queue", "cluster_options", "aws_region", "aws_cli_path", "google_project", "google_location",
     "k8s_namespace", "k8s_storage_claim", "k8s_storage_mount",
-    "validate_params",
+    "validate_params", "custom_config_base",
 }
 # conf/test.config params beyond fatescope.engine.profiles.TEST_PROFILE
 
@@ -44,6 +45,34 @@ def test_every_process_is_published_to_its_stage_folder(processes, modules_confi
     unknown = set(modules_config) - set(processes)
     assert not unknown, f"conf/modules.config configures unknown processes {unknown}"
 
+
+# Stages whose cells.h5ad is an intermediate copy of the counts (published only with --save_intermediates);
+# EMBED's is the run's final AnnData and stays in its folder.
+LEAN_PUBLISHED = {"QC", "AMBIENT", "INTEGRATE", "AUCELL", "FATE_PROBS"}
+
+
+def test_intermediate_h5ads_are_published_only_when_asked(processes, modules_config):
+    lean = {name for name, proc in processes.items() if proc.emits.get("h5ad") == INTERMEDIATE_H5AD}
+    assert lean == LEAN_PUBLISHED, f"processes emitting cells.h5ad beside their folder: {sorted(lean)}"
+    assert processes["EMBED"].emits["h5ad"] == "embed/cells.h5ad"
+    problems = [p for name in sorted(lean) for p in intermediate_h5ad_problems(processes[name], modules_config[name])]
+    assert not problems, "\n".join(problems)
+    # QC's AnnData is the final one when integration is skipped
+    assert "ext.save_h5ad = params.save_intermediates || params.skip_integration" in modules_config["QC"]
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("'mv qc/cells.h5ad cells.h5ad'", "''", "the script must end with"),
+    ("    def keep_h5ad = task.ext.save_h5ad ?: false  // lean", "    def keep_h5ad = true  // lean", "the script must read"),
+    ("${keep_h5ad ? 'cp cells.h5ad qc/cells.h5ad' : ''}", "", "the stub must copy"),
+    ("ext.save_h5ad = params.save_intermediates || params.skip_integration", "ext.save_h5ad = true", "must set `ext.save_h5ad"),
+])
+def test_the_lean_publishing_check_fails_on_bad_modules(processes, modules_config, old, new, expected):
+    qc = processes["QC"]
+    mutated = parse_processes(qc.path, mutate(qc.path.read_text(), old, new, 1))[0] if old in qc.text else qc
+    block = mutate(modules_config["QC"], old, new, 1) if old in modules_config["QC"] else modules_config["QC"]
+    problems = intermediate_h5ad_problems(mutated, block)
+    assert any(expected in p for p in problems), problems
 
 
 def test_ext_args_options_exist_and_cover_every_stage_param(processes, modules_config):
@@ -98,6 +127,9 @@ def test_schema_is_valid_and_accepts_the_defaults(schema, config_params):
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
     defaults = {k: v for k, v in config_params.items() if v is not None}
+    # --outdir has no default (nf-core style): required on real data, the test profile sets it
+    assert [e.message for e in validator.iter_errors(defaults)] == ["'outdir' is a required property"]
+    defaults["outdir"] = "results"
     for instance in (defaults, {**defaults, **TEST_PROFILE, **TEST_PROFILE_ONLY}):
         problems = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(instance)]
         assert not problems, problems
@@ -186,7 +218,7 @@ def test_required_profiles_exist():
         assert re.search(rf"{key}\s*=\s*'{re.escape(value)}'", manifest), f"manifest.{key} must be {value!r}"
     for report in ("timeline", "report", "trace", "dag"):
         block = top_level_block(cfg, report)
-        assert block and "${params.outdir}/pipeline_info/" in block and re.search(r"enabled\s*=\s*true", block)
+        assert block and "${params.outdir}/pipeline_info/" in block and re.search(r"enabled\s*=\s*params\.outdir\s*!=\s*null", block)
 
 
 def test_params_block_parser_rejects_non_literals(tmp_path):

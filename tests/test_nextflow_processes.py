@@ -100,7 +100,8 @@ def test_containers_come_from_params(config_params):
     ("    label 'process_medium'\n", "", "has no label"),
     ("label 'process_medium'", "label 'process_huge'", "exactly one label with a withLabel block"),
     ("    stub:\n", "    stubb:\n", "has no stub"),
-    ("    touch qc/cells.h5ad qc/params.yaml\n", "", "stub does not create qc/cells.h5ad"),
+    ("touch cells.h5ad qc/params.yaml\n    ${keep_h5ad ? 'cp cells.h5ad qc/cells.h5ad' : ''}", "touch qc/params.yaml",
+     "stub does not create cells.h5ad"),
     ('path "qc/versions.yml", emit: versions', 'path "versions.yml", emit: versions', "must emit `path \"qc/versions.yml\""),
 ])
 def test_process_checks_fail_on_bad_modules(old, new, expected):

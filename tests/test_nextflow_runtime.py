@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nfconfig import CONF, MAIN_NF, MODULES, NEXTFLOW_CONFIG, REPO, TEST_PROFILE_ONLY
 from param_matrix import MATRIX, Combo, check_outcome, write_params_file
@@ -99,6 +100,13 @@ def test_test_profile_runs_resumes_and_matches_the_local_engine(nextflow_runtime
     optional = {"ambient", "fate_probs"}  # run_ambient; fate probabilities the samples do not bring
     assert {p.name for p in MODULES.iterdir()} - optional <= {p.lower() for p in processes}, processes
     assert {row["status"] for row in trace} == {"COMPLETED"}
+    # lean publishing (--save_intermediates false): the run's AnnData is embed's; no intermediate copies
+    assert (outdir / "embed" / "cells.h5ad").is_file()
+    intermediate = [f"{stage}/cells.h5ad" for stage in ("qc", "integrate", "aucell") if (outdir / stage / "cells.h5ad").exists()]
+    assert not intermediate, f"published without --save_intermediates: {intermediate}"
+    assert (outdir / "qc" / "qc_per_sample.csv").is_file() and (outdir / "aucell" / "aucell.parquet").is_file()
+    size = sum(f.stat().st_size for f in outdir.rglob("*") if f.is_file())
+    print(f"\n-profile test outdir: {size / 1e6:.1f} MB")
     print(f"\nNextflow {nextflow_runtime}, -profile test: " +
           ", ".join(f"{row['process'].split(':')[-1]} {row['realtime']}" for row in trace))
 
@@ -116,13 +124,17 @@ def test_test_profile_runs_resumes_and_matches_the_local_engine(nextflow_runtime
     assert ours == theirs
 
 
+# The matrix's checks read the stages' cells.h5ad, as the local engine keeps them
+SAVE_INTERMEDIATES = ["--save_intermediates", "true"]
+
+
 @pytest.fixture(scope="module")
 def nextflow_matrix_run(nextflow_runtime, tmp_path_factory):
     """The small test-profile run every combination resumes from: (folder, params file, outdir)."""
     root = tmp_path_factory.mktemp("matrix-nextflow")
     params_file = write_params_file(root / "small.yaml")
     outdir = root / "results"
-    res = _run_test_profile(["-params-file", str(params_file), "--outdir", str(outdir)], root)
+    res = _run_test_profile(["-params-file", str(params_file), "--outdir", str(outdir), *SAVE_INTERMEDIATES], root)
     assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-3000:]
     return root, params_file, outdir
 
@@ -131,8 +143,8 @@ def nextflow_matrix_run(nextflow_runtime, tmp_path_factory):
 @pytest.mark.parametrize("combo", MATRIX, ids=lambda combo: combo.id)
 def test_param_combination_with_nextflow(nextflow_matrix_run, combo: Combo):
     root, params_file, outdir = nextflow_matrix_run
-    res = _run_test_profile(["-params-file", str(params_file), "--outdir", str(outdir), "-resume", *combo.args()],
-                            root)
+    res = _run_test_profile(["-params-file", str(params_file), "--outdir", str(outdir), "-resume", *combo.args(),
+                             *SAVE_INTERMEDIATES], root)
     started = {m.lower().replace("_", "-") for m in SUBMITTED.findall(res.stdout)} - {"image-version"}
     check_outcome(combo, outdir, res.returncode, res.stdout + res.stderr, started)
 
@@ -172,19 +184,34 @@ def test_a_fatescope_of_another_version_is_refused_before_any_stage(nextflow_run
 
 
 @pytest.mark.nextflow
+def test_outdir_is_required_on_real_data(nextflow_runtime, tmp_path):
+    """No --outdir and no test profile: refused before any task, and no null/pipeline_info/ written."""
+    res = _nextflow(["run", str(MAIN_NF), "--input", "samples.csv"], cwd=tmp_path)
+    assert res.returncode != 0 and "--outdir is required" in res.stdout + res.stderr, res.stdout[-3000:]
+    assert not SUBMITTED.search(res.stdout)
+    assert {p.name for p in tmp_path.iterdir()} <= {".nextflow", ".nextflow.log", "work"}, list(tmp_path.iterdir())
+
+
+@pytest.mark.nextflow
 def test_stub_run_of_the_test_profile(nextflow_runtime, tmp_path):
-    """`nextflow run main.nf -stub -profile test --compute_fate_probs always`: the DAG runs end to end
-    (stubs) and the output folder has every stage folder (ambient's aside) and pipeline_info."""
+    """`nextflow run main.nf -stub -profile test --compute_fate_probs always --save_intermediates true
+    --custom_config_base <site>`: the DAG runs end to end (stubs), the output folder has every stage folder
+    (ambient's aside), each intermediate cells.h5ad, and pipeline_info; the site's fatescope.config is read."""
     outdir = tmp_path / "results"
-    res = _run_test_profile(["-stub", "--outdir", str(outdir), "--compute_fate_probs", "always"], tmp_path)
+    site = tmp_path / "site"  # an institutional config folder (--custom_config_base)
+    site.mkdir()
+    (site / "fatescope.config").write_text("params.max_cpus = 3\nprocess { withName: 'RANK' { cpus = 1 } }\n")
+    res = _run_test_profile(["-stub", "--outdir", str(outdir), "--compute_fate_probs", "always", *SAVE_INTERMEDIATES,
+                             "--custom_config_base", str(site)], tmp_path)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     for rel in ("simulate/samplesheet.csv", "validate/samplesheet.valid.csv", "qc/cells.h5ad", "integrate/cells.h5ad",
                 "embed/cells.h5ad", "fate_probs/fate_probs.csv", "grn/adjacency.parquet", "prune/regulons.parquet",
-                "aucell/aucell.parquet",
+                "aucell/aucell.parquet", "aucell/cells.h5ad", "fate_probs/cells.h5ad",
                 "fate/gene_daywise_for_mash.csv", "mash/mash_gene_conservative.csv", "rank/hits_ranked.csv",
                 "eval-recovery/recovery_metrics.json", "diagnostics/diagnostics.json", "report/report.html",
                 "pipeline_info/versions.yml", "pipeline_info/params.yaml", "pipeline_info/trace.tsv"):
         assert (outdir / rel).is_file(), f"{rel} missing from the stub run's outdir"
+    assert yaml.safe_load((outdir / "pipeline_info" / "params.yaml").read_text())["max_cpus"] == 3, "site config not read"
     versions = (outdir / "pipeline_info" / "versions.yml").read_text()
     for module in MODULES.iterdir():
         assert module.name == "ambient" or f"FATESCOPE:{module.name.upper()}" in versions, module.name

@@ -129,6 +129,20 @@ def test_unknown_param_refused(sheet, tmp_path):
     assert not (tmp_path / "res").exists()
 
 
+def test_outdir_is_required_on_real_data(sheet, tmp_path, monkeypatch):
+    """No --outdir: refused before anything is written (the CLI and the API); --profile test writes results/."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    result = CliRunner().invoke(main, ["run", "--input", str(sheet)])
+    assert result.exit_code == 1 and "--outdir is required" in result.output, result.output
+    params = _params(sheet, tmp_path / "res")
+    del params["outdir"]
+    with pytest.raises(InputError, match="--outdir is required"):
+        run_pipeline(params, until="qc")
+    assert not list(cwd.iterdir()) and not (tmp_path / "res").exists()
+
+
 def test_params_layering(tmp_path):
     pf = tmp_path / "p.yaml"
     pf.write_text(yaml.safe_dump({"min_features": 100, "min_cells": 7, "outdir": "from_file"}))
@@ -195,7 +209,8 @@ def test_a_rerun_leaves_no_stale_outputs(tmp_path):
 def test_stage_params_mirror_cli_defaults():
     params = default_params()
     assert params["min_features"] == 600 and params["gene_join"] == "inner" and params["max_pct_mito"] is None
-    assert params["outdir"] == "results" and params["input"] is None
+    assert params["outdir"] is None and params["input"] is None  # required on real data, as nf-core's
+    assert resolve_params(["test"], None, {})["outdir"] == "results"  # the test profile's
     assert "sim_seed" in params and all(not k.startswith("sim_") or k[4:] for k in params)
     assert [s.name for s in STAGES][:3] == ["simulate", "validate", "qc"]
 

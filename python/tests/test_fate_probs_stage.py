@@ -154,7 +154,7 @@ def test_the_engine_refuses_computed_fate_probs_without_embed(tmp_path):
     with pytest.raises(InputError, match="skip_integration"):
         preflight(params, stages)
     with pytest.raises(InputError, match="compute_fate_probs"):
-        preflight({**default_params(), "compute_fate_probs": "sometimes"}, [])
+        preflight({**default_params(), "compute_fate_probs": "sometimes", "outdir": str(tmp_path / "o")}, [])
 
 
 def test_the_engine_refuses_never_when_a_sample_has_no_fate_probs(tmp_path):

@@ -15,21 +15,25 @@ process AMBIENT {
 
     output:
     path "ambient", emit: outdir
-    path "ambient/cells.h5ad", emit: h5ad
+    path "cells.h5ad", emit: h5ad  // in ambient/ too only with task.ext.save_h5ad (lean publishing)
     path "ambient/ambient.json", emit: summary
     path "ambient/versions.yml", emit: versions
 
     script:
     def args = task.ext.args ?: ''
+    def keep_h5ad = task.ext.save_h5ad ?: false  // lean publishing: conf/modules.config
     def raw_arg = raw ? "--raw ${raw}" : ''
     """
     fatescope ambient --input ${h5ad} --outdir ambient ${raw_arg} ${args}
+    ${keep_h5ad ? 'ln ambient/cells.h5ad cells.h5ad || cp ambient/cells.h5ad cells.h5ad' : 'mv ambient/cells.h5ad cells.h5ad'}
     """
 
     stub:
+    def keep_h5ad = task.ext.save_h5ad ?: false
     """
     mkdir -p ambient
-    touch ambient/cells.h5ad ambient/params.yaml
+    touch cells.h5ad ambient/params.yaml
+    ${keep_h5ad ? 'cp cells.h5ad ambient/cells.h5ad' : ''}
     echo '{}' > ambient/ambient.json
     echo 'fatescope ambient --input qc/cells.h5ad --outdir ambient (stub)' > ambient/command.txt
     printf '"FATESCOPE:AMBIENT":\\n  fatescope: stub\\n' > ambient/versions.yml

@@ -16,19 +16,23 @@ process AUCELL {
     output:
     path "aucell", emit: outdir
     path "aucell/aucell.parquet", emit: matrix
-    path "aucell/cells.h5ad", emit: h5ad
+    path "cells.h5ad", emit: h5ad  // in aucell/ too only with task.ext.save_h5ad (lean publishing)
     path "aucell/versions.yml", emit: versions
 
     script:
     def args = task.ext.args ?: ''
+    def keep_h5ad = task.ext.save_h5ad ?: false  // lean publishing: conf/modules.config
     """
     fatescope aucell --cells ${h5ad} --regulons ${regulons} --outdir aucell ${args}
+    ${keep_h5ad ? 'ln aucell/cells.h5ad cells.h5ad || cp aucell/cells.h5ad cells.h5ad' : 'mv aucell/cells.h5ad cells.h5ad'}
     """
 
     stub:
+    def keep_h5ad = task.ext.save_h5ad ?: false
     """
     mkdir -p aucell
-    touch aucell/aucell.parquet aucell/cells.h5ad aucell/params.yaml
+    touch cells.h5ad aucell/aucell.parquet aucell/params.yaml
+    ${keep_h5ad ? 'cp cells.h5ad aucell/cells.h5ad' : ''}
     echo 'fatescope aucell --cells qc/cells.h5ad --outdir aucell (stub)' > aucell/command.txt
     printf '"FATESCOPE:AUCELL":\\n  fatescope: stub\\n' > aucell/versions.yml
     """

@@ -19,12 +19,13 @@ process QC {
 
     output:
     path "qc", emit: outdir
-    path "qc/cells.h5ad", emit: h5ad
+    path "cells.h5ad", emit: h5ad  // in qc/ too only with task.ext.save_h5ad (lean publishing)
     path "qc/qc_per_sample.csv", emit: per_sample
     path "qc/versions.yml", emit: versions
 
     script:
     def args = task.ext.args ?: ''
+    def keep_h5ad = task.ext.save_h5ad ?: false  // lean publishing: conf/modules.config
     def guide_map_arg = guide_map ? "--guide-map ${guide_map}" : ''
     def staged = files instanceof List ? files : [files]
     def csvCell = { value -> value.contains(',') || value.contains('"') ? '"' + value.replace('"', '""') + '"' : value }
@@ -33,12 +34,15 @@ process QC {
     """
     printf '%s\\n' ${quoted} > samplesheet.csv
     fatescope qc --input samplesheet.csv --outdir qc ${guide_map_arg} ${args}
+    ${keep_h5ad ? 'ln qc/cells.h5ad cells.h5ad || cp qc/cells.h5ad cells.h5ad' : 'mv qc/cells.h5ad cells.h5ad'}
     """
 
     stub:
+    def keep_h5ad = task.ext.save_h5ad ?: false
     """
     mkdir -p qc
-    touch qc/cells.h5ad qc/params.yaml
+    touch cells.h5ad qc/params.yaml
+    ${keep_h5ad ? 'cp cells.h5ad qc/cells.h5ad' : ''}
     echo 'sample,n_cells_raw,n_cells_kept' > qc/qc_per_sample.csv
     echo 'fatescope qc --input samplesheet.csv --outdir qc (stub)' > qc/command.txt
     printf '"FATESCOPE:QC":\\n  fatescope: stub\\n' > qc/versions.yml

@@ -61,6 +61,8 @@ def resolve_params(profiles: list[str], params_file: str | None, cli_params: dic
     params.update(cli_params)
     if params.get("input") is None and "test" not in profiles:
         raise InputError("no --input samplesheet given (use --profile test to run on simulated data)")
+    if not params.get("outdir"):
+        raise InputError("--outdir is required: the folder the results are written to (--profile test sets results)")
     return params
 
 
@@ -70,7 +72,7 @@ def resolve_params(profiles: list[str], params_file: str | None, cli_params: dic
                            "given as --name value (names as in nextflow.config, e.g. --min_features 300, "
                            "--skip_regulons true).")
 @click.option("--input", default=None, type=click.Path(dir_okay=False), help="Samplesheet CSV [default: none; required unless --profile test].")
-@click.option("--outdir", default=None, type=click.Path(file_okay=False), help="Output folder [default: results].")
+@click.option("--outdir", default=None, type=click.Path(file_okay=False), help="Output folder [default: none; required, except --profile test: results].")
 @click.option("--params-file", "-params-file", "params_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="YAML/JSON file of params (as Nextflow's -params-file) [default: none].")
 @click.option("--profile", "-profile", "profile", default="", help="Comma-separated profiles; 'test' simulates a small "

@@ -70,7 +70,7 @@ def preflight(params: dict, stages: list[Stage]) -> None:
         validate_samplesheet(params["input"])
     if params.get("guide_map"):
         read_guide_map(params["guide_map"])
-    paths = RunPaths(Path(params.get("outdir") or "results"), params)
+    paths = RunPaths(Path(params["outdir"]), params)
     for stage in stages:  # every param value converts to its option's type
         stage.kwargs(paths)
     names = {s.name for s in stages}
@@ -184,7 +184,9 @@ def run_pipeline(params: dict, resume: bool = False, until: str | None = None) -
     names = [s.name for s in STAGES]
     if until is not None and until not in names:
         raise InputError(f"unknown stage {until!r} (stages: {', '.join(names)})")
-    paths = RunPaths(Path(params.get("outdir") or "results"), params)
+    if not params.get("outdir"):
+        raise InputError("--outdir is required: the folder the results are written to (--profile test sets results)")
+    paths = RunPaths(Path(params["outdir"]), params)
     last = names.index(until) if until is not None else len(STAGES) - 1
     stages = [s for s in STAGES[:last + 1] if s.enabled(paths)]
     preflight(params, stages)

@@ -15,6 +15,7 @@ fate model's fates.
 """
 
 TEST_PROFILE: dict[str, object] = {
+    "outdir": "results",  # real data has no default outdir (--outdir required)
     "min_features": 300,
     "min_cells": 3,
     "fate_num_steps": 2500,

@@ -289,7 +289,7 @@ BRANCH_SWITCHES: dict[str, object] = {"run_ambient": False, "skip_integration": 
                                       "skip_fate": False, "skip_diagnostics": False, "skip_report": False}
 
 # Run-level params: inputs and reference files (None = the simulation's own, or the stage's default)
-PIPELINE_PARAMS: dict[str, object] = {"input": None, "outdir": "results", "guide_map": None, "ambient_raw": None,
+PIPELINE_PARAMS: dict[str, object] = {"input": None, "outdir": None, "guide_map": None, "ambient_raw": None,
                                       "integrate_projection": None, "embed_labels": None, "fate_probs_labels": None,
                                       "compute_fate_probs": "auto", "mash_fixg_fit": None,
                                       "diag_known_regulators": None, "tf_list": None,
