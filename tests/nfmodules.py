@@ -178,13 +178,18 @@ def engine_stages() -> dict:
 
 # --- checks of a process ------------------------------------------------------------------
 
-def label_problems(proc: Process, labels: set[str]) -> list[str]:
+def label_problems(proc: Process, blocks: dict[str, str]) -> list[str]:
+    """Exactly one size label (a withLabel block of conf/base.config that sets memory); any other label
+    must have a block too (process_gpu: routing only)."""
     if not proc.labels:
         return [f"{proc.path}: process {proc.name} has no label"]
-    resource_labels = [lb for lb in proc.labels if lb in labels]
-    if len(resource_labels) != 1:
-        return [f"{proc.path}: {proc.name} must have exactly one label with a withLabel block in conf/base.config, "
-                f"has {proc.labels}"]
+    unknown = [lb for lb in proc.labels if lb not in blocks]
+    if unknown:
+        return [f"{proc.path}: {proc.name} has label(s) {unknown} without a withLabel block in conf/base.config"]
+    sizes = [lb for lb in proc.labels if re.search(r"^\s*memory\s*=", blocks[lb], re.M)]
+    if len(sizes) != 1:
+        return [f"{proc.path}: {proc.name} must have exactly one size label (a withLabel block in conf/base.config "
+                f"that sets memory), has {proc.labels}"]
     return []
 
 

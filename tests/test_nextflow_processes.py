@@ -31,9 +31,9 @@ def test_one_process_per_module_folder(processes):
 
 
 def test_every_process_has_a_label_with_resources(processes):
-    labels = set(with_label_blocks((CONF / "base.config").read_text()))
-    assert REQUIRED_LABELS <= labels, f"conf/base.config lacks withLabel blocks for {REQUIRED_LABELS - labels}"
-    problems = [p for proc in processes.values() for p in label_problems(proc, labels)]
+    blocks = with_label_blocks((CONF / "base.config").read_text())
+    assert REQUIRED_LABELS <= set(blocks), f"conf/base.config lacks withLabel blocks for {REQUIRED_LABELS - set(blocks)}"
+    problems = [p for proc in processes.values() for p in label_problems(proc, blocks)]
     assert not problems, "\n".join(problems)
 
 
@@ -98,7 +98,9 @@ def test_containers_come_from_params(config_params):
 
 @pytest.mark.parametrize("old, new, expected", [
     ("    label 'process_medium'\n", "", "has no label"),
-    ("label 'process_medium'", "label 'process_huge'", "exactly one label with a withLabel block"),
+    ("label 'process_medium'", "label 'process_huge'", "without a withLabel block"),
+    ("label 'process_medium'", "label 'process_gpu'", "exactly one size label"),
+    ("label 'process_medium'", "label 'process_medium'\n    label 'process_low'", "exactly one size label"),
     ("    stub:\n", "    stubb:\n", "has no stub"),
     ("touch cells.h5ad qc/params.yaml\n    ${keep_h5ad ? 'cp cells.h5ad qc/cells.h5ad' : ''}", "touch qc/params.yaml",
      "stub does not create cells.h5ad"),
@@ -106,8 +108,7 @@ def test_containers_come_from_params(config_params):
 ])
 def test_process_checks_fail_on_bad_modules(old, new, expected):
     proc = _qc_mutated(old, new)
-    labels = set(with_label_blocks((CONF / "base.config").read_text()))
-    problems = label_problems(proc, labels) + stub_and_output_problems(proc)
+    problems = label_problems(proc, with_label_blocks((CONF / "base.config").read_text())) + stub_and_output_problems(proc)
     assert any(expected in p for p in problems), problems
 
 

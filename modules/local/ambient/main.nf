@@ -7,6 +7,7 @@
  */
 
 process AMBIENT {
+    label 'process_medium'
     label 'process_gpu'
 
     input:

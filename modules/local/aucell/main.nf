@@ -7,6 +7,7 @@
  */
 
 process AUCELL {
+    label 'process_medium'
     label 'process_gpu'
 
     input:

@@ -11,6 +11,7 @@
  */
 
 process DIAGNOSTICS {
+    label 'process_low'
     label 'process_gpu'
 
     input:

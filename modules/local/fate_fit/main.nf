@@ -9,6 +9,7 @@
  */
 
 process FATE_FIT {
+    label 'process_low'
     label 'process_gpu'
 
     input:

@@ -9,7 +9,7 @@
  */
 
 process FATE_PROBS {
-    label 'process_medium'
+    label 'process_low'
 
     input:
     path h5ad, stageAs: 'embed/cells.h5ad'

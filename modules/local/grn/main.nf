@@ -8,6 +8,7 @@
  */
 
 process GRN {
+    label 'process_medium'
     label 'process_gpu'
 
     input:

@@ -10,6 +10,7 @@
  */
 
 process INTEGRATE {
+    label 'process_medium'
     label 'process_gpu'
 
     input:

@@ -9,6 +9,7 @@
  */
 
 process MASH {
+    label 'process_low'
     label 'process_gpu'
 
     input:

@@ -8,6 +8,7 @@
  */
 
 process PRUNE {
+    label 'process_low'
     label 'process_gpu'
 
     input:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..io.outputs import staged_output
-from ..io.readers import read_cells
+from ..io.readers import read_annotations
 from ..logs import get_logger
 from ..tl._fate_fit import FateFit, _fate_fit, fate_fit
 from .common import api_default, outdir_option, stage_command
@@ -52,8 +52,9 @@ def _default(name: str):
 
 
 def read_fate_cells(input: str, fate_probs: str | None, fate_prob_key: str):
-    """The qc stage's cells, with the fate-probs stage's probabilities in place of the samples' when given."""
-    adata = read_cells(input, what=CELLS)
+    """The qc stage's cells without their counts (the fate model needs none), with the fate-probs stage's
+    probabilities in place of the samples' when given."""
+    adata = read_annotations(input, CELLS)
     if fate_probs:
         from .._read import replace_fate_probs
         replace_fate_probs(adata, fate_probs, fate_prob_key)

@@ -15,6 +15,7 @@ from pyro.optim import ClippedAdam
 
 from ..device import resolve_device
 from ..logs import get_logger, progress_bar
+from .elbo import DirectSVI, FusedClippedAdam
 from .encoding import Encoding
 from .guides import make_guide
 from .model import FateData, FateModel, Priors, center, soft_cross_entropy
@@ -149,8 +150,10 @@ def _fit(enc: Encoding, priors: Priors, config: FitConfig, use_guides: bool) -> 
     model = FateModel(data, priors, w if w is not None else 1.0, use_guides)
     guide = make_guide(model, config.guide, config.rank)
     lrd = config.lr_final_factor ** (1.0 / max(config.num_steps, 1))
-    optim = ClippedAdam({"lr": config.lr, "clip_norm": config.clip_norm, "lrd": lrd})
-    svi = SVI(model, guide, optim, Trace_ELBO())
+    if hasattr(guide, "rsample"):  # the fate model's own guides: the same steps without pyro's per-step tracing
+        svi = DirectSVI(model, guide, FusedClippedAdam(config.lr, config.clip_norm, lrd))
+    else:
+        svi = SVI(model, guide, ClippedAdam({"lr": config.lr, "clip_norm": config.clip_norm, "lrd": lrd}), Trace_ELBO())
     batches = EpochBatches(data.n_cells, config.batch_size, config.seed, device)
     result = FitResult(model, guide, np.empty(0), 0, None, model.w, 0.0, config)
     start = time.perf_counter()
@@ -169,7 +172,7 @@ def _fit(enc: Encoding, priors: Priors, config: FitConfig, use_guides: bool) -> 
         if plateau is not None and config.final_lr_drop < 1:
             # reduce-on-plateau: a last phase at a lower learning rate removes most minibatch jitter
             result.notes["first_plateau_step"] = plateau
-            scale_learning_rate(optim, config.final_lr_drop)
+            scale_learning_rate(svi.optim, config.final_lr_drop)
             plateau = _train(svi, data, batches, config, losses, bar, config.num_steps, 2 * config.plateau_window)
     bar.close()
     seconds = time.perf_counter() - start
@@ -204,7 +207,10 @@ def laplace_posterior(model: FateModel, guide, notes: dict):
     return out
 
 
-def scale_learning_rate(optim: ClippedAdam, factor: float) -> None:
+def scale_learning_rate(optim: ClippedAdam | FusedClippedAdam, factor: float) -> None:
+    if isinstance(optim, FusedClippedAdam):
+        optim.lr *= factor
+        return
     for opt in optim.optim_objs.values():
         for group in opt.param_groups:
             group["lr"] *= factor

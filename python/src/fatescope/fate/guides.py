@@ -13,6 +13,8 @@ guide.params``, and ``point``/``draw`` enter it themselves, so fits never share 
 """
 from __future__ import annotations
 
+import math
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -43,10 +45,10 @@ class StructuredGuide:
         self.model, self.block_z, self.init_scale = model, block_z, init_scale
         self.params = params or ParamState()
 
-    def _normal(self, name: str, loc_init: torch.Tensor, scale: float) -> dist.Distribution:
+    def _loc_sd(self, name: str, loc_init, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         loc = pyro.param(f"{name}.loc", loc_init)
         sd = pyro.param(f"{name}.scale", lambda: torch.full_like(loc_init(), scale), constraint=constraints.positive)
-        return dist.Normal(loc, sd).to_event(loc.dim())
+        return loc, sd
 
     def scales(self) -> dict[str, torch.Tensor]:
         data, p = self.model.data, self.model.priors
@@ -56,30 +58,70 @@ class StructuredGuide:
                  "sigma_guide": lambda: torch.full((F,), 0.5 * p.s_guide, device=dev)}
         return {k: pyro.param(f"{k}.map", v, constraint=constraints.positive) for k, v in inits.items()}
 
-    def distributions(self) -> dict[str, dist.Distribution]:
+    def site_params(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Per site, in sampling order: (MAP value,) of a scale, (loc, scale_tril) of z's per-gene block
+        normal over its flattened (F * D) entries, else (loc, sd) of a mean-field normal."""
         model, data = self.model, self.model.data
         dev = data.probs.device
         F, D, R, L, G = data.n_fates, data.n_days, data.n_replicates, data.n_genes, data.n_guides
-        out = {"alpha": self._normal("alpha", lambda: initial_alpha(model), self.init_scale),
-               "b": self._normal("b", lambda: torch.zeros(F, R, device=dev), self.init_scale),
-               "gamma": self._normal("gamma", lambda: torch.zeros(F, device=dev), self.init_scale)}
+        out = {"alpha": self._loc_sd("alpha", lambda: initial_alpha(model), self.init_scale),
+               "b": self._loc_sd("b", lambda: torch.zeros(F, R, device=dev), self.init_scale),
+               "gamma": self._loc_sd("gamma", lambda: torch.zeros(F, device=dev), self.init_scale)}
         if not model.use_guides:
             return out
-        for name, value in self.scales().items():
-            out[name] = dist.Delta(value, event_dim=value.dim())
+        out.update({name: (value,) for name, value in self.scales().items()})
         if self.block_z:
             loc = pyro.param("z.loc", lambda: torch.zeros(L, F * D, device=dev))
             tril = pyro.param("z.scale_tril", lambda: 0.1 * torch.eye(F * D, device=dev).expand(L, F * D, F * D).clone(),
                               constraint=constraints.lower_cholesky)
-            mvn = dist.MultivariateNormal(loc, scale_tril=tril)
-            out["z"] = dist.TransformedDistribution(mvn, [ReshapeTransform((F * D,), (F, D))]).to_event(1)
+            out["z"] = (loc, tril)
         else:
-            out["z"] = self._normal("z", lambda: torch.zeros(L, F, D, device=dev), 0.1)
-        out["u"] = self._normal("u", lambda: torch.zeros(G, F, device=dev), 0.1)
+            out["z"] = self._loc_sd("z", lambda: torch.zeros(L, F, D, device=dev), 0.1)
+        out["u"] = self._loc_sd("u", lambda: torch.zeros(G, F, device=dev), 0.1)
+        return out
+
+    def distributions(self) -> dict[str, dist.Distribution]:
+        data, out = self.model.data, {}
+        for name, p in self.site_params().items():
+            if len(p) == 1:
+                out[name] = dist.Delta(p[0], event_dim=p[0].dim())
+            elif name == "z" and self.block_z:
+                shape = (data.n_fates, data.n_days)
+                mvn = dist.MultivariateNormal(p[0], scale_tril=p[1])
+                out[name] = dist.TransformedDistribution(mvn, [ReshapeTransform((math.prod(shape),), shape)]).to_event(1)
+            else:
+                out[name] = dist.Normal(*p).to_event(p[0].dim())
         return out
 
     def __call__(self, batch: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {name: pyro.sample(name, d) for name, d in self.distributions().items()}
+
+    def rsample(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One reparameterised draw of every site and its log density under the guide (``DirectSVI``).
+
+        The draws of ``__call__`` (same standard normals eps, same order, same arithmetic), with
+        log q = -sum log sd - |eps|^2 / 2 - n log(2 pi) / 2: as a function of the parameters for
+        fixed eps the same as the density of the draw that ``Trace_ELBO`` evaluates, without
+        solving back for eps.
+        """
+        data, values, log_sd, sq_eps, n = self.model.data, {}, [], [], 0
+        for name, p in self.site_params().items():
+            if len(p) == 1:  # MAP: a point mass, log q = 0
+                values[name] = p[0]
+                continue
+            loc, scale = p
+            eps = torch.randn(loc.shape, dtype=loc.dtype, device=loc.device)
+            if name == "z" and self.block_z:
+                values[name] = (loc + torch.matmul(scale, eps.unsqueeze(-1)).squeeze(-1)).reshape(
+                    *loc.shape[:-1], data.n_fates, data.n_days)
+                scale = scale.diagonal(dim1=-2, dim2=-1)
+            else:
+                values[name] = loc + eps * scale
+            log_sd.append(scale.log().sum())
+            sq_eps.append(torch.dot(eps.reshape(-1), eps.reshape(-1)))
+            n += eps.numel()
+        log_q = -torch.stack(log_sd).sum() - 0.5 * (torch.stack(sq_eps).sum() + n * math.log(2 * math.pi))
+        return values, log_q
 
     @owns_params
     def point(self) -> dict[str, torch.Tensor]:

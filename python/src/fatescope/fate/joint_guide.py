@@ -118,6 +118,16 @@ class JointGuide:
             values.update(self.scales())
         return {name: pyro.sample(name, dist.Delta(v, event_dim=v.dim())) for name, v in values.items()}
 
+    def rsample(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One reparameterised draw of every site and its log density under the guide (``DirectSVI``;
+        the draws of ``__call__``)."""
+        joint = self.joint()
+        flat = joint.rsample()
+        values = self.split(flat)
+        if self.model.use_guides:
+            values.update(self.scales())
+        return values, joint.log_prob(flat)
+
     @owns_params
     def point(self) -> dict[str, torch.Tensor]:
         with torch.no_grad():

@@ -9,6 +9,7 @@ log-lik = w * sum_f p[i, f] log softmax(eta)[f] (soft-label cross-entropy), mini
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import pyro
 import pyro.distributions as dist
@@ -61,6 +62,10 @@ class FateData:
     def n_genes(self) -> int:
         return self.gene_guide_count.shape[0] - 1
 
+    @cached_property
+    def entries(self) -> "GuideEntries":
+        return GuideEntries.from_data(self)
+
     @classmethod
     def from_encoding(cls, enc: Encoding, device: str | torch.device = "cpu") -> "FateData":
         gog = torch.as_tensor(enc.gene_of_guide, dtype=torch.long)
@@ -75,6 +80,50 @@ class FateData:
             probs=torch.as_tensor(enc.probs, dtype=torch.float32, device=device),
             gene_guide_count=counts.to(device),
             n_days=len(enc.days), n_replicates=len(enc.replicates))
+
+
+@dataclass
+class GuideEntries:
+    """The (cell, slot) pairs that can move a logit (guide id > 0, mask != 0) as compressed rows over cells.
+
+    Cell i's entries are ``ptr[i]:ptr[i + 1]``; ``rows`` is the row of (guide, day of the cell) in the
+    flat beta table, ``weight`` the mask value. With MOI ~5 of K_max = 20 slots this is a quarter of
+    the padded (cell, slot) grid, and the dominant gather of a training step shrinks with it; slots
+    with guide 0 (NTC, padding) hit beta's hard-zero row, so dropping them changes no logit.
+    """
+    ptr: torch.Tensor            # (N + 1,) int64
+    rows: torch.Tensor           # (nnz,) int64 (index_add with int32 indices is ~10x slower on the CPU)
+    weight: torch.Tensor | None  # (nnz,) float32, or None when every weight is 1 (the encoding's 0/1 mask)
+
+    @classmethod
+    def from_data(cls, data: "FateData") -> "GuideEntries":
+        keep = (data.guide_ids > 0) & (data.mask != 0)
+        count = keep.sum(1)
+        ptr = torch.zeros(data.n_cells + 1, dtype=torch.long, device=keep.device)
+        ptr[1:] = count.cumsum(0)
+        rows = data.guide_ids[keep].long() * data.n_days + data.day.repeat_interleave(count)
+        weight = data.mask[keep]
+        return cls(ptr, rows, None if bool((weight == 1).all()) else weight)
+
+    def select(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(position in ``idx``, table row, weight or None) of every entry of the cells ``idx``."""
+        start = self.ptr.index_select(0, idx)
+        count = self.ptr.index_select(0, idx + 1) - start
+        pos = torch.repeat_interleave(count)
+        first = torch.cumsum(count, 0) - count  # where each cell's entries begin in the selection
+        entry = torch.arange(pos.shape[0], device=pos.device) + (start - first).index_select(0, pos)
+        return pos, self.rows.index_select(0, entry), None if self.weight is None else self.weight.index_select(0, entry)
+
+
+def guide_effects(idx: torch.Tensor, data: FateData, beta: torch.Tensor) -> torch.Tensor:
+    """(F, B) sum over the guides of each cell ``idx`` of mask * beta[guide, :, day of the cell]."""
+    n_fates = beta.shape[-2]
+    pos, rows, weight = data.entries.select(idx)
+    flat = beta.permute(1, 0, 2).reshape(n_fates, -1)  # (F, (G + 1) * D): column guide * D + day
+    picked = flat.index_select(1, rows)
+    if weight is not None:
+        picked = picked * weight.to(flat.dtype)
+    return flat.new_zeros(n_fates, idx.shape[0]).index_add(1, pos, picked)
 
 
 def theta_from_z(z: torch.Tensor, tau: torch.Tensor, sigma_time: torch.Tensor) -> torch.Tensor:
@@ -107,23 +156,23 @@ def center(b: torch.Tensor) -> torch.Tensor:
 
 
 def cell_logits(idx: torch.Tensor, data: FateData, alpha, b, gamma, beta, use_guides: bool = True) -> torch.Tensor:
-    """(B, F + 1) logits of cells ``idx``; column 0 is the reference fate (0)."""
+    """(B, F + 1) logits of cells ``idx``; column 0 is the reference fate (0).
+
+    Built fates-first, (F + 1, B), and returned as a transposed view: on the CPU, torch's gathers and
+    softmax over a trailing dimension of 2 or 3 are several times slower than over a leading one.
+    """
     d = data.day.index_select(0, idx)
-    eta = (alpha.T.index_select(0, d) + center(b).T.index_select(0, data.replicate.index_select(0, idx))
-           + data.burden_centered.index_select(0, idx)[:, None] * gamma)
+    eta = (alpha.index_select(1, d) + center(b).index_select(1, data.replicate.index_select(0, idx))
+           + gamma[:, None] * data.burden_centered.index_select(0, idx))
     if use_guides:
-        n_fates, n_days = beta.shape[-2], beta.shape[-1]
-        gids = data.guide_ids.index_select(0, idx).long()  # (B, K)
-        rows = (gids * n_days + d[:, None]).reshape(-1)  # row of (guide, day) in the flat table
-        flat = beta.permute(0, 2, 1).reshape(-1, n_fates)  # ((G + 1) * D, F)
-        picked = flat.index_select(0, rows).reshape(*gids.shape, n_fates)  # (B, K, F)
-        eta = eta + (picked * data.mask.index_select(0, idx)[:, :, None]).sum(dim=1)
-    return torch.cat([torch.zeros_like(eta[:, :1]), eta], dim=1)
+        eta = eta + guide_effects(idx, data, beta)
+    return torch.cat([torch.zeros_like(eta[:1]), eta], dim=0).T
 
 
 def soft_cross_entropy(logits: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-    """(B,) sum_f p[i, f] log softmax(logits)[i, f]."""
-    return (probs * torch.log_softmax(logits, dim=-1)).sum(-1)
+    """(B,) sum_f p[i, f] log softmax(logits)[i, f], the softmax taken over the leading dimension of
+    ``logits.T`` (see ``cell_logits``)."""
+    return (probs.T * torch.log_softmax(logits.T, dim=0)).sum(0)
 
 
 def _half_normal(scale: float, shape, device) -> dist.Distribution:
@@ -163,30 +212,31 @@ class FateModel:
     def __init__(self, data: FateData, priors: Priors, likelihood_weight: float = 1.0, use_guides: bool = True):
         self.data, self.priors, self.w, self.use_guides = data, priors, float(likelihood_weight), use_guides
 
-    def globals(self) -> dict[str, torch.Tensor]:
+    def prior(self) -> dict[str, dist.Distribution]:
+        """The prior of every global site, in the order the model samples them."""
         data, p, dev = self.data, self.priors, self.data.probs.device
         F, D, R, L, G = data.n_fates, data.n_days, data.n_replicates, data.n_genes, data.n_guides
-        out = {
-            "alpha": pyro.sample("alpha", _normal(p.s_alpha, (F, D), dev)),
-            "b": pyro.sample("b", _normal(p.s_rep, (F, R), dev)),
-            "gamma": pyro.sample("gamma", _normal(p.s_gamma, (F,), dev)),
-        }
+        out = {"alpha": _normal(p.s_alpha, (F, D), dev), "b": _normal(p.s_rep, (F, R), dev),
+               "gamma": _normal(p.s_gamma, (F,), dev)}
         if self.use_guides:
-            out["tau"] = pyro.sample("tau", _half_normal(p.s_tau, (F,), dev))
-            out["sigma_time"] = pyro.sample("sigma_time", _half_normal(p.s_time, (F, D - 1), dev))
-            out["sigma_guide"] = pyro.sample("sigma_guide", _half_normal(p.s_guide, (F,), dev))
-            out["z"] = pyro.sample("z", effect_prior(p.effect_df, (L, F, D), dev))
-            out["u"] = pyro.sample("u", deviation_prior(p.effect_df, (G, F), dev))
+            out.update(tau=_half_normal(p.s_tau, (F,), dev), sigma_time=_half_normal(p.s_time, (F, D - 1), dev),
+                       sigma_guide=_half_normal(p.s_guide, (F,), dev), z=effect_prior(p.effect_df, (L, F, D), dev),
+                       u=deviation_prior(p.effect_df, (G, F), dev))
         return out
 
-    def __call__(self, batch: torch.Tensor | None = None) -> None:
-        data = self.data
-        g = self.globals()
-        beta = None
+    def globals(self) -> dict[str, torch.Tensor]:
+        return {name: pyro.sample(name, d) for name, d in self.prior().items()}
+
+    def log_likelihood(self, idx: torch.Tensor, g: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) weighted soft-label log-likelihood of cells ``idx`` given the global sites ``g``."""
+        data, beta = self.data, None
         if self.use_guides:
-            theta = theta_from_z(g["z"], g["tau"], g["sigma_time"])
-            delta = delta_from_u(g["u"], g["sigma_guide"], data)
-            beta = beta_table(theta, delta, data)
-        with pyro.plate("cells", data.n_cells, subsample=batch) as idx:
-            logits = cell_logits(idx, data, g["alpha"], g["b"], g["gamma"], beta, self.use_guides)
-            pyro.factor("soft_labels", self.w * soft_cross_entropy(logits, data.probs.index_select(0, idx)))
+            beta = beta_table(theta_from_z(g["z"], g["tau"], g["sigma_time"]), delta_from_u(g["u"], g["sigma_guide"], data),
+                              data)
+        logits = cell_logits(idx, data, g["alpha"], g["b"], g["gamma"], beta, self.use_guides)
+        return self.w * soft_cross_entropy(logits, data.probs.index_select(0, idx))
+
+    def __call__(self, batch: torch.Tensor | None = None) -> None:
+        g = self.globals()
+        with pyro.plate("cells", self.data.n_cells, subsample=batch) as idx:
+            pyro.factor("soft_labels", self.log_likelihood(idx, g))

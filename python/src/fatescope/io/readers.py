@@ -31,6 +31,21 @@ def _unreadable(path: Path, kind: str, expected: str, exc: Exception) -> InputEr
     return InputError(f"{path}: cannot be read as {kind} (expected {expected}; {type(exc).__name__}: {first[:160]})")
 
 
+def read_annotations(path: str | os.PathLike, expected: str) -> ad.AnnData:
+    """An .h5ad file without its count matrices (X, layers, obsp): obs, var, obsm and uns, all the fate
+    stages use. At 200,000 cells x 2,000 genes the counts were 4 of fate-fit's 4.9 GiB peak."""
+    import h5py
+    from anndata.io import read_elem
+
+    p = _existing(path, expected)
+    try:
+        with h5py.File(p, "r") as f:
+            parts = {key: read_elem(f[key]) for key in ("obs", "var", "obsm", "uns") if key in f}
+        return ad.AnnData(obs=parts["obs"], var=parts.get("var"), obsm=parts.get("obsm"), uns=parts.get("uns"))
+    except Exception as exc:  # noqa: BLE001 - h5py/anndata raise many types for a file that is not h5ad
+        raise _unreadable(p, "h5ad", expected, exc) from None
+
+
 def read_anndata(path: str | os.PathLike, expected: str, backed: str | None = None) -> ad.AnnData:
     """An .h5ad file (``backed="r"`` keeps X on disk)."""
     p = _existing(path, expected)
