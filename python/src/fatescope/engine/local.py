@@ -121,7 +121,14 @@ def _is_current(paths: RunPaths, stage: Stage, key: str) -> bool:
     return all((folder / name).exists() and hash_path(folder / name) == digest for name, digest in saved["outputs"].items())
 
 
-def _write_record(paths: RunPaths, stage: Stage, key: str) -> None:
+def _restore_usage(row: TraceRow, paths: RunPaths, stage: Stage) -> None:
+    """A cached stage's trace row carries the numbers of the run that made its outputs, as Nextflow's does."""
+    usage = json.loads(_record_path(paths, stage).read_text()).get("trace", {})
+    row.submit = usage.get("submit", row.submit)
+    row.realtime_s, row.pct_cpu, row.peak_rss = usage.get("realtime_s", 0.0), usage.get("pct_cpu", 0.0), usage.get("peak_rss", 0)
+
+
+def _write_record(paths: RunPaths, stage: Stage, key: str, row: TraceRow) -> None:
     folder = paths.stage_dir(stage.folder)
     names = stage.output_names(paths)
     missing = [o for o in names if "*" not in o and not (folder / o).exists()]
@@ -129,8 +136,9 @@ def _write_record(paths: RunPaths, stage: Stage, key: str) -> None:
         raise RuntimeError(f"stage '{stage.name}' finished without writing {', '.join(missing)}")
     found = [o for o in names if "*" not in o] + sorted(p.name for o in names if "*" in o for p in folder.glob(o))
     outputs = {o: hash_path(folder / o) for o in found}
+    usage = {"submit": row.submit, "realtime_s": row.realtime_s, "pct_cpu": row.pct_cpu, "peak_rss": row.peak_rss}
     atomic_write_text(_record_path(paths, stage), json.dumps({"fingerprint": key, "outputs": outputs,
-                                                             "fatescope": __version__}, indent=1))
+                                                             "fatescope": __version__, "trace": usage}, indent=1))
 
 
 def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool, run_log: Path) -> TraceRow:
@@ -143,6 +151,7 @@ def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool, run_lo
     row = TraceRow(task_id, stage.name, "CACHED", hash=key, workdir=str(paths.stage_dir(stage.folder)))
     if resume and _is_current(paths, stage, key):
         log.info("[%s] cached: inputs and params unchanged, outputs complete", stage.name)
+        _restore_usage(row, paths, stage)
         return row
     _record_path(paths, stage).unlink(missing_ok=True)
     row.submit = datetime.now().isoformat(timespec="seconds")
@@ -153,9 +162,9 @@ def _run_stage(stage: Stage, paths: RunPaths, task_id: int, resume: bool, run_lo
     usage = run_child(["--log-level", level, *stage.argv(paths)], run_log)
     if usage.error is not None:
         raise StageFailed(stage.name, RuntimeError(usage.error), run_log)
-    _write_record(paths, stage, key)
     row.status, row.exit = "COMPLETED", "0"
     row.realtime_s, row.pct_cpu, row.peak_rss = usage.realtime_s, usage.pct_cpu, usage.peak_rss
+    _write_record(paths, stage, key, row)
     log.info("[%s] done in %s, peak RSS %s", stage.name, human_seconds(usage.realtime_s), human_bytes(usage.peak_rss))
     return row
 
