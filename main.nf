@@ -18,6 +18,7 @@ include { CHECK_IMAGES } from './subworkflows/local/check_images'
 
 include { SIMULATE } from './modules/local/simulate'
 include { VALIDATE } from './modules/local/validate'
+include { QC_LOAD  } from './modules/local/qc_load'
 include { QC       } from './modules/local/qc'
 include { AMBIENT       } from './modules/local/ambient'
 include { INTEGRATE     } from './modules/local/integrate'
@@ -25,9 +26,12 @@ include { EMBED         } from './modules/local/embed'
 include { GRN           } from './modules/local/grn'
 include { MODULES       } from './modules/local/modules'
 include { PRUNE         } from './modules/local/prune'
+include { AUCELL_CHUNK  } from './modules/local/aucell_chunk'
 include { AUCELL        } from './modules/local/aucell'
 include { FATE_PROBS    } from './modules/local/fate_probs'
 include { FATE_FIT      } from './modules/local/fate_fit'
+include { MASH_FIT      } from './modules/local/mash_fit'
+include { MASH_CHUNK    } from './modules/local/mash_chunk'
 include { MASH          } from './modules/local/mash'
 include { AGGREGATE     } from './modules/local/aggregate'
 include { RANK          } from './modules/local/rank'
@@ -90,22 +94,29 @@ workflow {
         error("No samplesheet: give --input samplesheet.csv (see assets/schema_input.json), or run -profile test to simulate one")
     }
 
-    // All samples in one [sheet, files] item, sorted by sample so that -resume sees the same inputs;
-    // released once the images are checked
-    ch_samples = ch_rows
+    // VALIDATE checks the whole samplesheet (files as URIs, none staged), once the images are checked;
+    // rows sorted by sample so that -resume sees the same inputs
+    ch_sheet = ch_rows
         .toSortedList { a, b -> a[0].id <=> b[0].id }
-        .map { rows -> stagedSamplesheet(rows) }
+        .map { rows -> [samplesheetOfUris(rows)] }
         .combine(ch_images_ok)
-        .map { sheet, files, _checked -> [sheet, files] }
+        .map { sheet, _checked -> sheet }
 
     //
     // Stages
     //
-    VALIDATE(ch_samples)
+    VALIDATE(ch_sheet)
     ch_versions = ch_versions.mix(VALIDATE.out.versions)
     ch_results = ch_results.mix(VALIDATE.out.outdir)
 
-    QC(ch_samples, ch_guide_map, VALIDATE.out.samplesheet)
+    // QC in two steps: each sample loaded in its own task (its files staged there, once), then one
+    // merge task joins and filters them in sample order -- the same qc/ as one task over the whole sheet
+    // (the guide map and the validation gate as value channels: every sample's task reads them)
+    QC_LOAD(ch_rows, ch_guide_map.first(), VALIDATE.out.samplesheet.first())
+    ch_versions = ch_versions.mix(QC_LOAD.out.versions.first())  // the same tools in every sample's task
+
+    QC(QC_LOAD.out.h5ad.toSortedList { a, b -> a[0].id <=> b[0].id }.map { loaded -> loaded.collect { sample -> sample[1] } },
+       ch_guide_map)
     ch_versions = ch_versions.mix(QC.out.versions)
     ch_results = ch_results.mix(QC.out.outdir)
 
@@ -163,7 +174,15 @@ workflow {
         ch_versions = ch_versions.mix(PRUNE.out.versions)
         ch_results = ch_results.mix(PRUNE.out.outdir)
 
-        AUCELL(QC.out.h5ad, PRUNE.out.regulons)
+        // params.aucell_chunk_size: one AUCELL_CHUNK task per chunk of the cells QC kept, then AUCELL gathers
+        ch_aucell_chunks = channel.value([])
+        if (params.aucell_chunk_size) {
+            AUCELL_CHUNK(QC.out.h5ad.first(), PRUNE.out.regulons.first(),
+                         QC.out.per_sample.flatMap { table -> chunkIndices(cellsKept(table), params.aucell_chunk_size) })
+            ch_versions = ch_versions.mix(AUCELL_CHUNK.out.versions.first())
+            ch_aucell_chunks = AUCELL_CHUNK.out.outdir.collect(sort: true)
+        }
+        AUCELL(QC.out.h5ad, PRUNE.out.regulons, ch_aucell_chunks)
         ch_versions = ch_versions.mix(AUCELL.out.versions)
         ch_results = ch_results.mix(AUCELL.out.outdir)
 
@@ -190,7 +209,18 @@ workflow {
         ch_versions = ch_versions.mix(FATE_FIT.out.versions)
         ch_results = ch_results.mix(FATE_FIT.out.outdir)
 
-        MASH(FATE_FIT.out.gene_daywise, FATE_FIT.out.guide_daywise, optionalFile(params.mash_fixg_fit))
+        // params.mash_effect_chunk_size (python engine, no saved fit): MASH_FIT fits, one MASH_CHUNK task per
+        // table, mode and chunk of effects computes posteriors, MASH gathers
+        ch_mash_chunks = channel.value([])
+        if (params.mash_effect_chunk_size && params.mash_engine == 'python' && !params.mash_fixg_fit) {
+            MASH_FIT(FATE_FIT.out.gene_daywise, FATE_FIT.out.guide_daywise)
+            ch_versions = ch_versions.mix(MASH_FIT.out.versions)
+            MASH_CHUNK(FATE_FIT.out.gene_daywise.first(), FATE_FIT.out.guide_daywise.first(), MASH_FIT.out.outdir.first(),
+                       MASH_FIT.out.plan.flatMap { plan -> plan.splitCsv(header: true).collect { row -> [row.kind, row.mode, row.chunk as int] } })
+            ch_versions = ch_versions.mix(MASH_CHUNK.out.versions.first())
+            ch_mash_chunks = MASH_FIT.out.outdir.mix(MASH_CHUNK.out.outdir).collect(sort: true)
+        }
+        MASH(FATE_FIT.out.gene_daywise, FATE_FIT.out.guide_daywise, optionalFile(params.mash_fixg_fit), ch_mash_chunks)
         ch_versions = ch_versions.mix(MASH.out.versions)
         ch_results = ch_results.mix(MASH.out.outdir)
 
@@ -284,25 +314,31 @@ def bundledTfList(String species) {
 }
 
 /*
- * The samplesheet of `rows` as [sheet, files]: `files` lists every file once (counts, then
- * guides and fate_probs when given, sample by sample) and `sheet` is the CSV as a list of rows,
- * header first, where a file cell is that file's index in `files`. The process stages `files`
- * and writes the CSV with the staged names (modules/local/validate).
+ * The samplesheet of `rows` ([meta, counts, guides or [], fate_probs or []]) as a list of rows, header
+ * first, with each file as its URI (an s3:// or gs:// file keeps its scheme): VALIDATE checks the sheet
+ * without staging a file.
  */
-def stagedSamplesheet(List rows) {
+def samplesheetOfUris(List rows) {
     def header = ['sample', 'counts', 'batch', 'day', 'replicate', 'guides', 'fate_probs']
-    def perSample = rows.collect { row ->
-        [meta: row[0], files: [counts: row[1], guides: row[2], fate_probs: row[3]].findAll { entry -> entry.value }]
+    return [header] + rows.collect { row ->
+        def meta = row[0]
+        [meta.id, row[1].toUriString(), meta.batch, meta.day, meta.replicate] + row[2..3].collect { f -> f ? f.toUriString() : '' }
     }
-    def nFiles = perSample.collect { sample -> sample.files.size() }
-    def sheet = [header] + perSample.withIndex().collect { sample, i ->
-        def offset = i == 0 ? 0 : nFiles.take(i).sum()
-        def columns = sample.files.keySet().toList()
-        def values = [sample: sample.meta.id, batch: sample.meta.batch, day: sample.meta.day, replicate: sample.meta.replicate]
-        header.collect { col -> col in columns ? offset + columns.indexOf(col) : (values[col] ?: '') }
-    }
-    def files = perSample.collectMany { sample -> sample.files.values().toList() }
-    return [sheet, files]
+}
+
+/*
+ * The cells QC kept: the sum of cells_after over qc_per_sample.csv.
+ */
+def cellsKept(table) {
+    return table.splitCsv(header: true).sum { row -> row.cells_after as long } ?: 0
+}
+
+/*
+ * The indices 0..n-1 of the chunks of `size` items that cover `total` items.
+ */
+def chunkIndices(total, size) {
+    def step = size as long
+    return (0..<(((total as long) + step - 1).intdiv(step) as int)).toList()
 }
 
 /*

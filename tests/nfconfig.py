@@ -174,9 +174,14 @@ def top_level_names(body: str) -> list[str]:
 
 
 def selector_blocks(text: str, selector: str) -> dict[str, str]:
-    """{name: body} of the ``withName: 'NAME' {`` / ``withLabel: 'name' {`` blocks of a config."""
-    return {string_at(text, m.start(1)): body
-            for m, body, _ in blocks(text, selector + r"\s*:\s*(['\"])[^'\"]*['\"]\s*\{")}
+    """{name: body} of the ``withName: 'NAME' {`` / ``withLabel: 'name' {`` blocks of a config. A selector
+    of alternatives (``'MASH|MASH_FIT'``: a stage and its split steps) gives its body to each name; the
+    bodies of several blocks selecting one name are joined in order."""
+    out: dict[str, str] = {}
+    for m, body, _ in blocks(text, selector + r"\s*:\s*(['\"])[^'\"]*['\"]\s*\{"):
+        for name in string_at(text, m.start(1)).split("|"):
+            out[name] = f"{out[name]}\n{body}" if name in out else body
+    return out
 
 
 def with_name_blocks(text: str) -> dict[str, str]:

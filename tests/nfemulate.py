@@ -38,13 +38,15 @@ DOWNSTREAM = ("AMBIENT", "INTEGRATE", "EMBED", "FATE_PROBS", "GRN", "MODULES", "
               "RANK", "EVAL_RECOVERY", "DIAGNOSTICS", "REPORT")
 # stageAs patterns whose file is not another task's output of the same relative path: pattern -> the
 # run's file(s) Nextflow stages there (simulate/... from SIMULATE's folder; None: an absent optional input)
-STAGED_FROM = {"raw/*": None, "fate_probs/*": None, "projection/*": None, "fixg/*": None, "known/*": None, "cells/cells.h5ad": "qc/cells.h5ad",
+STAGED_FROM = {"chunks/??/*": None, "raw/*": None, "fate_probs/*": None, "projection/*": None, "fixg/*": None, "known/*": None, "cells/cells.h5ad": "qc/cells.h5ad",
                "labels/*": "simulate/truth/cells.parquet", "tf_list/*": "simulate/resources/tf_list.txt",
                "dbs/*": "simulate/resources/sim.genes_vs_motifs.rankings.feather",
                "annotations/*": "simulate/resources/motifs.tbl", "prune/*": "prune/regulons.parquet",
                "simulate/truth/regulons/*": "simulate/truth/regulons_truth.csv", "embed/*": "embed/cells.h5ad",
                "simulate/truth/cells/*": "simulate/truth/cells.parquet",
                "mash/*": ("mash/mash_guide_conservative.csv", "mash/mash_guide_enriched.csv")}
+# the split stages' chunk sizes in the emulation: AUCELL and MASH also run chunked (step 5 of emulate)
+SPLIT_PARAMS = {"aucell_chunk_size": 120, "mash_effect_chunk_size": 4}
 # REPORT's `results/*`: the folders of the test profile's stages (ambient does not run in it)
 REPORT_FOLDERS = ("simulate", "validate", "qc", "integrate", "embed", "grn", "modules", "prune", "aucell", "fate", "mash",
                   "aggregate", "rank", "eval-recovery", "diagnostics")
@@ -55,6 +57,13 @@ import groovy.json.JsonSlurper
 import java.nio.file.Path
 import java.nio.file.Paths
 def file(value, Map options = [:]) { Paths.get(value.toString()) }
+ExpandoMetaClass.enableGlobally()
+Path.metaClass.toUriString = { -> delegate.toString() }  // Nextflow's: a local file's path, else scheme://...
+Path.metaClass.splitCsv = { Map o ->  // Nextflow's, for unquoted CSV with a header (qc_per_sample.csv)
+    def lines = delegate.toFile().readLines().findAll { line -> line }
+    def header = lines[0].split(',', -1).toList()
+    lines.drop(1).collect { line -> [header, line.split(',', -1).toList()].transpose().collectEntries() }
+}
 """
 
 
@@ -147,9 +156,10 @@ DIRECTIVE_CASES = [dict(params=p, task=t, workflow=w, expected=e) for p, t, w, e
 
 
 TRICKY_SHEET = [["sample", "counts", "batch", "day", "replicate"],
-                ["s1", 0, "lane,1", "d0", "r1"],
-                ["s2", 1, "it's", 'say "hi"', "$HOME`x`"]]
-TRICKY_FILES = ["inputs/01/with space.h5ad", "inputs/02/comma,name.h5ad"]
+                ["s1", "/data/with space.h5ad", "lane,1", "d0", "r1"],
+                ["s2", "s3://bucket/comma,name.h5ad", "it's", 'say "hi"', "$HOME`x`"]]
+TRICKY_META = {"id": "s2", "batch": "it's", "day": 'say "hi"', "replicate": "$HOME`x`"}
+TRICKY_COUNTS = "inputs/counts/comma,name.h5ad"
 
 
 
@@ -160,7 +170,7 @@ def emulate(root: Path) -> dict:
 
     t0 = time.monotonic()
     procs = module_processes()
-    params = {**params_block(NEXTFLOW_CONFIG), **TEST_PROFILE, **TEST_PROFILE_ONLY, **SMALL_SIMULATION}
+    params = {**params_block(NEXTFLOW_CONFIG), **TEST_PROFILE, **TEST_PROFILE_ONLY, **SMALL_SIMULATION, **SPLIT_PARAMS}
     closures = {n: c for n, b in with_name_blocks((CONF / "modules.config").read_text()).items()
                 if (c := ext_args_closure(b))}
 
@@ -202,54 +212,66 @@ def emulate(root: Path) -> dict:
         _, res, script = result["tasks"][("SIMULATE", mode)]
         assert res.returncode == 0, f"SIMULATE ({mode}) failed:\n{script}\n{res.stderr[-3000:]}"
 
-    # 2. main.nf: SIMULATE's samplesheet -> rows -> sorted -> [sheet, files]; VALIDATE and QC rendered
+    # 2. main.nf: SIMULATE's samplesheet -> rows -> sorted -> VALIDATE's sheet; QC_LOAD per row; QC
     comparator = re.search(r"toSortedList\s*(\{[^}]*\})", MAIN_NF.read_text()).group(1)
-    g = [GROOVY_PRELUDE, main_functions(), "def out = [:]"]
+    g = [GROOVY_PRELUDE, main_functions(), "def out = [:]",
+         'def staged = { f, String kind -> f ? Paths.get("inputs/${kind}/${f.fileName}") : [] }']
+
+    def render(name: str, mode: str, inputs: str) -> str:
+        return f"({renderer(procs[name], mode)})({inputs}, [ext: [args: {groovy_json(result['args'].get(name))}]]).toString()"
+
     for mode, task in sim_dirs.items():
         with open(task / "simulate" / "samplesheet.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
-        tasks = {name: (f"({renderer(procs[name], mode)})(inputs_{mode}, "
-                        f"[ext: [args: {groovy_json(result['args'].get(name))}]]).toString()")
-                 for name in ("VALIDATE", "QC")}
-        tasks.update({name: (f"({renderer(procs[name], mode)})({bound_inputs(procs[name])}, "
-                             f"[ext: [args: {groovy_json(result['args'].get(name))}]]).toString()")
-                      for name in DOWNSTREAM})
+        loads = render("QC_LOAD", mode, "[meta: r[0], counts: staged(r[1], 'counts'), guides: staged(r[2], 'guides'), "
+                                        "fate_probs: staged(r[3], 'fate_probs'), guide_map: Paths.get('guide_map.csv'), "
+                                        "validated: Paths.get('validate/samplesheet.valid.csv')]")
+        merged = "rows_%s.withIndex().collect { r, i -> Paths.get(String.format('qc_samples/%%02d/%%s.h5ad', i + 1, r[0].id)) }" % mode
+        downstream = ", ".join(f"{name}: {render(name, mode, bound_inputs(procs[name]))}" for name in DOWNSTREAM)
         g.append(f"""
 def rows_{mode} = simulatedRows(new Expando(splitCsv: {{ Map o -> {groovy_json(rows)} }}), Paths.get('{task / "simulate"}'))
 rows_{mode} = rows_{mode}.toSorted({comparator})
-def (sheet_{mode}, files_{mode}) = stagedSamplesheet(rows_{mode})
-def staged_{mode} = files_{mode}.withIndex().collect {{ f, i -> Paths.get(String.format('inputs/%02d/%s', i + 1, f.fileName)) }}
-def inputs_{mode} = [sheet: sheet_{mode}, files: staged_{mode}, guide_map: Paths.get('guide_map.csv'),
-                     validated: Paths.get('validate/samplesheet.valid.csv')]
-out['{mode}'] = [sheet: sheet_{mode}, files: files_{mode}*.toString(), staged: staged_{mode}*.toString(),
-                 {', '.join(f"{name}: {tasks[name]}" for name in ("VALIDATE", "QC", *DOWNSTREAM))}]
+out['{mode}'] = [sheet: samplesheetOfUris(rows_{mode}), ids: rows_{mode}.collect {{ r -> r[0].id }},
+                 files: rows_{mode}.collect {{ r -> r[1..3].collect {{ f -> f ? f.toString() : null }} }},
+                 VALIDATE: {render("VALIDATE", mode, f"[sheet: samplesheetOfUris(rows_{mode})]")},
+                 QC_LOAD: rows_{mode}.collect {{ r -> {loads} }},
+                 QC: {render("QC", mode, f"[samples: {merged}, guide_map: Paths.get('guide_map.csv')]")},
+                 {downstream}]
 """)
-    # a samplesheet with cells that need CSV and shell quoting, rendered by VALIDATE's script
-    tricky = {"sheet": TRICKY_SHEET, "files": TRICKY_FILES}
+    # cells that need CSV and shell quoting: VALIDATE's sheet, and a QC_LOAD row
     g.append(f"""
-def tricky = {groovy_json(tricky)}
-out['tricky'] = ({renderer(procs['VALIDATE'], 'script')})([sheet: tricky.sheet, files: tricky.files.collect {{ f -> Paths.get(f) }}],
-                                                         [ext: [args: null]]).toString()
+out['tricky'] = [VALIDATE: ({renderer(procs['VALIDATE'], 'script')})([sheet: {groovy_json(TRICKY_SHEET)}], [ext: [args: null]]).toString(),
+                 QC_LOAD: ({renderer(procs['QC_LOAD'], 'script')})([meta: {groovy_json(TRICKY_META)}, counts: Paths.get('{TRICKY_COUNTS}'),
+                                                                  guides: [], fate_probs: [], guide_map: [], validated: null],
+                                                                 [ext: [args: null]]).toString()]
 """)
     g.append("println JsonOutput.toJson(out)")
     staging = json.loads(nflang.run_groovy("\n".join(g)))
     result["tricky"] = staging.pop("tricky")
     result["staging"] = staging
 
-    # 3. stage like Nextflow (symlinks) and run VALIDATE, then QC
+    # 3. VALIDATE (no file staged); QC_LOAD per sample, its files staged like Nextflow (symlinks); QC on their outputs
     for mode, info in staging.items():
-        for name in ("VALIDATE", "QC"):
-            task = root / f"{mode}-{name.lower()}"
-            task.mkdir()
-            for src, rel in zip(info["files"], info["staged"]):
-                (task / rel).parent.mkdir(parents=True, exist_ok=True)
-                (task / rel).symlink_to(src)
-            if name == "QC":
-                (task / "guide_map.csv").symlink_to(sim_dirs[mode] / "simulate" / "guide_map.csv")
-                (task / "validate").mkdir()
-                (task / "validate" / "samplesheet.valid.csv").symlink_to(
-                    root / f"{mode}-validate" / "validate" / "samplesheet.valid.csv")
-            run(name, mode, info[name])
+        run("VALIDATE", mode, info["VALIDATE"])
+        loaded = []
+        for sample, files, script in zip(info["ids"], info["files"], info["QC_LOAD"]):
+            task = root / f"{mode}-qc_load-{sample}"
+            for kind, src in zip(("counts", "guides", "fate_probs"), files):
+                if src:
+                    (task / "inputs" / kind).mkdir(parents=True, exist_ok=True)
+                    (task / "inputs" / kind / Path(src).name).symlink_to(src)
+            (task / "guide_map.csv").symlink_to(sim_dirs[mode] / "simulate" / "guide_map.csv")
+            (task / "validate").mkdir()
+            (task / "validate" / "samplesheet.valid.csv").symlink_to(root / f"{mode}-validate" / "validate" / "samplesheet.valid.csv")
+            result["tasks"][(f"QC_LOAD:{sample}", mode)] = (task, run_task(task, script), script)
+            loaded.append(task / "qc_samples" / f"{sample}.h5ad")
+        result["tasks"][("QC_LOAD", mode)] = result["tasks"][(f"QC_LOAD:{info['ids'][0]}", mode)]
+        task = root / f"{mode}-qc"
+        for i, src in enumerate(loaded, start=1):
+            (task / "qc_samples" / f"{i:02d}").mkdir(parents=True)
+            (task / "qc_samples" / f"{i:02d}" / src.name).symlink_to(src)
+        (task / "guide_map.csv").symlink_to(sim_dirs[mode] / "simulate" / "guide_map.csv")
+        run("QC", mode, info["QC"])
 
     # 4. the processes after QC: each input staged (symlink) from the task that wrote it
     for mode, info in staging.items():
@@ -269,8 +291,73 @@ out['tricky'] = ({renderer(procs['VALIDATE'], 'script')})([sheet: tricky.sheet, 
                 # (a cells.h5ad emitted beside the stage folder is staged as <folder>/cells.h5ad)
                 staged_as = f"{stage_outdir(procs[name])}/{emitted}" if emitted == INTERMEDIATE_H5AD else emitted
                 sources.setdefault(staged_as, task / emitted)
+        result["sources", mode] = sources
+    emulate_split_stages(root, procs, result, run)
     result["seconds"] = time.monotonic() - t0
     return result
+
+
+def emulate_split_stages(root: Path, procs: dict[str, Process], result: dict, run) -> None:
+    """5. AUCELL and MASH split over tasks as main.nf runs them with SPLIT_PARAMS: AUCELL_CHUNK per chunk of
+    the cells QC kept (main.nf's cellsKept/chunkIndices), AUCELL gathering; MASH_FIT, MASH_CHUNK per row of
+    its plan, MASH gathering. Their tasks are ``(name, mode)`` (the first of a kind) and ``(name:K, mode)``;
+    the gathers ``(AUCELL:gather, mode)`` and ``(MASH:gather, mode)``."""
+    def render(name: str, mode: str, inputs: str) -> str:
+        return f"({renderer(procs[name], mode)})({inputs}, [ext: [args: {groovy_json(result['args'].get(name))}]]).toString()"
+
+    def stage(task: Path, links: dict[str, Path]) -> None:
+        for rel, src in links.items():
+            (task / rel).parent.mkdir(parents=True, exist_ok=True)
+            (task / rel).symlink_to(src)
+
+    fate_inputs = "gene_daywise: Paths.get('fate/gene_daywise_for_mash.csv'), guide_daywise: Paths.get('fate/guide_daywise_for_mash.csv')"
+    cells_inputs = "h5ad: Paths.get('qc/cells.h5ad'), regulons: Paths.get('prune/regulons.parquet')"
+    for mode in ("script", "stub"):
+        sources = result["sources", mode]
+        table = sources["qc"] / "qc_per_sample.csv"
+        indices = (f"chunkIndices(cellsKept(Paths.get('{table}')), {SPLIT_PARAMS['aucell_chunk_size']})"
+                   if mode == "script" else "[0]")  # the stub's qc_per_sample.csv has no rows
+        chunk_folders = "idx.withIndex().collect { k, i -> Paths.get(String.format('chunks/%02d/aucell_chunk', i + 1)) }"
+        g = [GROOVY_PRELUDE, main_functions(), "def out = [:]", f"def idx = {indices}", "out.chunks = idx",
+             f"out.AUCELL_CHUNK = idx.collect {{ k -> {render('AUCELL_CHUNK', mode, f'[{cells_inputs}, chunk: k]')} }}",
+             f"out.AUCELL = {render('AUCELL', mode, f'[{cells_inputs}, chunks: {chunk_folders}]')}",
+             f"out.MASH_FIT = {render('MASH_FIT', mode, f'[{fate_inputs}]')}",
+             "println JsonOutput.toJson(out)"]
+        out = json.loads(nflang.run_groovy("\n".join(g)))
+        au_links = {"qc/cells.h5ad": sources["qc/cells.h5ad"], "prune/regulons.parquet": sources["prune/regulons.parquet"]}
+        for k, script in zip(out["chunks"], out["AUCELL_CHUNK"]):
+            task = root / f"{mode}-aucell_chunk-{k}"
+            stage(task, au_links)
+            result["tasks"][(f"AUCELL_CHUNK:{k}", mode)] = (task, run_task(task, script), script)
+        result["tasks"][("AUCELL_CHUNK", mode)] = result["tasks"][(f"AUCELL_CHUNK:{out['chunks'][0]}", mode)]
+        task = root / f"{mode}-aucell-gather"
+        stage(task, {**au_links, **{f"chunks/{i + 1:02d}/aucell_chunk": root / f"{mode}-aucell_chunk-{k}" / "aucell_chunk"
+                                    for i, k in enumerate(out["chunks"])}})
+        result["tasks"][("AUCELL:gather", mode)] = (task, run_task(task, out["AUCELL"]), out["AUCELL"])
+        fate = {f"fate/{n}": sources[f"fate/{n}"] for n in ("gene_daywise_for_mash.csv", "guide_daywise_for_mash.csv")}
+        fit = root / f"{mode}-mash_fit"
+        stage(fit, fate)
+        run("MASH_FIT", mode, out["MASH_FIT"])
+        with open(fit / "mash_fit" / "mash_chunks.csv", newline="") as fh:
+            plan = [[r["kind"], r["mode"], int(r["chunk"])] for r in csv.DictReader(fh)]
+        gather = (f"(0..{len(plan)}).collect {{ i -> Paths.get(String.format('chunks/%02d/', i + 1) + "
+                  f"(i == 0 ? 'mash_fit' : 'mash_chunk')) }}")
+        chunk_inputs = f"[{fate_inputs}, fits: Paths.get('mash_fit'), kind: row[0], mode: row[1], chunk: row[2]]"
+        g = [GROOVY_PRELUDE, "def out = [:]", f"def plan = {groovy_json(plan)}",
+             f"out.MASH_CHUNK = plan.collect {{ row -> {render('MASH_CHUNK', mode, chunk_inputs)} }}",
+             f"out.MASH = {render('MASH', mode, f'[{fate_inputs}, fixg_fit: [], chunks: {gather}]')}",
+             "println JsonOutput.toJson(out)"]
+        out = json.loads(nflang.run_groovy("\n".join(g)))
+        gathered = {"chunks/01/mash_fit": fit / "mash_fit"}
+        for i, script in enumerate(out["MASH_CHUNK"]):
+            task = root / f"{mode}-mash_chunk-{i}"
+            stage(task, {**fate, "mash_fit": fit / "mash_fit"})
+            result["tasks"][(f"MASH_CHUNK:{i}", mode)] = (task, run_task(task, script), script)
+            gathered[f"chunks/{i + 2:02d}/mash_chunk"] = task / "mash_chunk"
+        result["tasks"][("MASH_CHUNK", mode)] = result["tasks"][("MASH_CHUNK:0", mode)]
+        task = root / f"{mode}-mash-gather"
+        stage(task, {**fate, **gathered})
+        result["tasks"][("MASH:gather", mode)] = (task, run_task(task, out["MASH"]), out["MASH"])
 
 
 def nextflow_cli_value(text: str):

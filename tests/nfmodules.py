@@ -80,9 +80,27 @@ def subworkflow_emits() -> dict[str, set[str]]:
     return out
 
 
+# Stages Nextflow runs in more than one process (scatter/gather): each extra process -> (its stage, the
+# stage options its step uses; None: all of them). Its task calls `fatescope <stage>` with the stage's
+# split options (fatescope.engine.stages: Stage.split_options); it is not published (the stage's own
+# process is, after gathering).
+SPLIT_STEPS = {"QC_LOAD": ("qc", ("min_features",)), "AUCELL_CHUNK": ("aucell", None),
+               "MASH_FIT": ("mash", None), "MASH_CHUNK": ("mash", None)}
+
+
 def stage_of(process: str) -> str:
-    """Process name -> `fatescope` subcommand: FATE_FIT -> fate-fit."""
-    return process.lower().replace("_", "-")
+    """Process name -> `fatescope` subcommand: FATE_FIT -> fate-fit; a split step -> its stage (QC_LOAD -> qc)."""
+    return SPLIT_STEPS[process][0] if process in SPLIT_STEPS else process.lower().replace("_", "-")
+
+
+def carried_options(process: str) -> set[str]:
+    """Names (click dests) of the stage options a process's ext.args must pass: every option of its stage
+    but --outdir, the inputs and the split options; for a split step, the options its step uses."""
+    if process in SPLIT_STEPS and SPLIT_STEPS[process][1] is not None:
+        return set(SPLIT_STEPS[process][1])
+    stage = engine_stages()[stage_of(process)]
+    skip = stage.input_names() | set(stage.split_options) | {"outdir"}
+    return {p.name for p in stage.command.params if isinstance(p, click.Option) and p.name not in skip}
 
 
 def includes(text: str) -> list[tuple[list[str], str]]:
@@ -272,7 +290,7 @@ def script_problems(proc: Process) -> list[str]:
     return problems
 
 
-def ext_args_problems(process: str, block: str, prefix: str, input_names: set[str]) -> list[str]:
+def ext_args_problems(process: str, block: str, prefix: str) -> list[str]:
     cmd = cli_command(stage_of(process))
     if cmd is None:
         return [f"{process}: no `fatescope {stage_of(process)}` command"]
@@ -293,8 +311,8 @@ def ext_args_problems(process: str, block: str, prefix: str, input_names: set[st
     for opt in flags:
         if opt in by_opt and not (by_opt[opt].is_flag and f"--no-{opt}" in by_opt[opt].secondary_opts):
             problems.append(f"{process}: --{opt} is not a --{opt}/--no-{opt} flag of `fatescope {stage_of(process)}`")
-    stage_params = {p.opts[0].lstrip("-") for p in cmd.params
-                    if isinstance(p, click.Option) and p.name not in input_names | {"outdir"}}
+    carried = carried_options(process)
+    stage_params = {p.opts[0].lstrip("-") for p in cmd.params if isinstance(p, click.Option) and p.name in carried}
     problems += [f"{process}: stage option --{o} is not passed in ext.args (its param would have no effect)"
                  for o in sorted(stage_params - set(pairs) - set(flags))]
     return problems

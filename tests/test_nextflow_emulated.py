@@ -10,9 +10,9 @@ import pytest
 
 import nflang
 from nfconfig import MAIN_NF, NEXTFLOW_CONFIG, TEST_PROFILE_ONLY, params_block
-from nfemulate import (DIRECTIVE_CASES, SMALL_SIMULATION, TRICKY_FILES, TRICKY_SHEET, emulate, ext_args_of_cases,
+from nfemulate import (DIRECTIVE_CASES, SMALL_SIMULATION, SPLIT_PARAMS, TRICKY_COUNTS, TRICKY_META, TRICKY_SHEET, emulate, ext_args_of_cases,
                        functions_of, main_function_calls, nextflow_cli_value, run_task)
-from nfmodules import engine_stages, module_processes, stage_of
+from nfmodules import carried_options, engine_stages, module_processes, stage_of
 from param_matrix import MATRIX
 
 
@@ -35,7 +35,7 @@ def test_emulated_ext_args_parse_back_to_the_params(emulated):
         required = [t for p in cmd.params if getattr(p, "required", False) for t in (p.opts[0], "x")]
         ctx = cmd.make_context(stage.name, required + shlex.split(args))
         for name, value in ctx.params.items():
-            if name in stage.input_names() | {"outdir"}:
+            if name not in carried_options(process):
                 continue
             want = emulated["params"][stage.prefix + name]
             assert value == want, f"{process}: ext.args {args!r} gives --{name} = {value!r}, params say {want!r}"
@@ -63,44 +63,55 @@ def test_emulated_tasks_create_their_outputs(emulated, mode):
         task, res, script = emulated["tasks"][(name, mode)]
         assert res.returncode == 0, f"{name} ({mode}) failed in {task}:\n{script}\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
         for emit, out in proc.emits.items():
+            out = out.replace("${meta.id}", emulated["staging"][mode]["ids"][0])  # QC_LOAD: the first sample's task
             assert list(task.glob(out)) if "*" in out else (task / out).exists(), \
                 f"{name} ({mode}) did not create {out} (emit {emit}) in {task}"
         assert f"FATESCOPE:{name}" in (task / proc.emits["versions"]).read_text()
 
 
 def test_emulated_samplesheet_quoting(emulated, tmp_path):
-    """Cells with commas, quotes, spaces, $ and backticks reach the CLI's samplesheet unchanged."""
+    """Cells with commas, quotes, spaces, $ and backticks reach the CLI's samplesheets unchanged: VALIDATE's
+    whole sheet (files as URIs) and a QC_LOAD task's one-row sheet (its staged file)."""
     import csv
 
-    script = emulated["tricky"]
-    head = script[:script.index("fatescope validate")]
-    res = run_task(tmp_path, head)
-    assert res.returncode == 0, res.stderr
-    with open(tmp_path / "samplesheet.csv", newline="") as fh:
-        rows = list(csv.reader(fh))
-    expected = [[TRICKY_FILES[c] if isinstance(c, int) else c for c in row] for row in TRICKY_SHEET]
-    assert rows == expected
+    for name, expected in (("VALIDATE", TRICKY_SHEET),
+                           ("QC_LOAD", [["sample", "counts", "batch", "day", "replicate", "guides", "fate_probs"],
+                                        [TRICKY_META["id"], TRICKY_COUNTS, TRICKY_META["batch"], TRICKY_META["day"],
+                                         TRICKY_META["replicate"], "", ""]])):
+        script = emulated["tricky"][name]
+        task = tmp_path / name
+        task.mkdir()
+        res = run_task(task, script[:script.index("fatescope ")])
+        assert res.returncode == 0, res.stderr
+        with open(task / "samplesheet.csv", newline="") as fh:
+            assert list(csv.reader(fh)) == expected, name
 
 
 def test_emulated_samplesheet_staging(emulated):
-    """stagedSamplesheet + the process scripts: every file staged once under its own folder,
-    rows sorted by sample, the samplesheet the CLI validated has every sample."""
+    """samplesheetOfUris + the process scripts: VALIDATE sees every sample, sorted, with the files' URIs and
+    stages none; each QC_LOAD task's one-row sheet names its own staged files; QC merges every sample."""
     for mode, info in emulated["staging"].items():
         header, *rows = info["sheet"]
-        assert header[:5] == ["sample", "counts", "batch", "day", "replicate"]
+        assert header == ["sample", "counts", "batch", "day", "replicate", "guides", "fate_probs"]
         samples = [r[0] for r in rows]
-        assert samples == sorted(samples) and len(set(samples)) == len(samples) >= 2
-        assert len(set(info["staged"])) == len(info["staged"]) == len(info["files"])
-        assert all(Path(f).exists() for f in info["files"]), "relocated SIMULATE paths must exist"
+        assert samples == sorted(samples) == info["ids"] and len(set(samples)) == len(samples) >= 2
+        assert [r[1] for r in rows] == [f[0] for f in info["files"]]
+        assert all(Path(f).exists() for files in info["files"] for f in files if f), "relocated SIMULATE paths must exist"
         if mode == "stub":
             continue
-        for name in ("VALIDATE", "QC"):
-            task = emulated["tasks"][(name, mode)][0]
-            written = (task / "samplesheet.csv").read_text().splitlines()
-            assert written[0] == ",".join(header) and len(written) == len(rows) + 1
-            assert all(cell.startswith("inputs/") for line in written[1:] for cell in line.split(",") if "/" in cell)
-        valid = (emulated["tasks"][("VALIDATE", mode)][0] / "validate" / "samplesheet.valid.csv").read_text().splitlines()
+        task = emulated["tasks"][("VALIDATE", mode)][0]
+        assert not list(task.glob("inputs/**/*")), "VALIDATE stages no file"
+        valid = (task / "validate" / "samplesheet.valid.csv").read_text().splitlines()
         assert len(valid) == len(rows) + 1
+        for sample, files in zip(info["ids"], info["files"]):
+            task = emulated["tasks"][(f"QC_LOAD:{sample}", mode)][0]
+            written = (task / "samplesheet.csv").read_text().splitlines()
+            assert written[0] == ",".join(header) and len(written) == 2 and written[1].startswith(f"{sample},")
+            staged = [c for c in written[1].split(",") if "/" in c]
+            assert staged == [f"inputs/{kind}/{Path(f).name}" for kind, f in zip(("counts", "guides", "fate_probs"), files) if f]
+        qc = emulated["tasks"][("QC", mode)][0]
+        table = (qc / "qc" / "qc_per_sample.csv").read_text().splitlines()
+        assert [line.split(",")[0] for line in table[1:]] == info["ids"]
 
 
 @pytest.mark.parametrize("combo", [c for c in MATRIX if not c.refused], ids=lambda combo: combo.id)
@@ -120,7 +131,7 @@ def test_emulated_ext_args_of_the_param_matrix(combo, matrix_ext_args):
         required = [t for p in cmd.params if getattr(p, "required", False) for t in (p.opts[0], "x")]
         parsed = cmd.make_context(stage.name, required + shlex.split(args)).params
         local = stage.kwargs(paths)
-        for name in set(parsed) - stage.input_names() - {"outdir"}:
+        for name in set(parsed) & carried_options(process):
             assert parsed[name] == local[name], f"{combo.id}: {process} gets --{name} {parsed[name]!r} from " \
                                                 f"Nextflow, {local[name]!r} from the local engine"
 
@@ -177,3 +188,26 @@ def test_emulated_version_check_names_both_versions():
     assert got[0] == image
     assert got[1].startswith("ERROR: ") and f"fatescope {__version__}" in got[1] and "0.0.9" in got[1] and image in got[1]
     assert got[2].startswith("ERROR: ") and "on PATH" in got[2] and "0.0.9" in got[2]
+
+
+def test_emulated_split_stages_equal_one_task(emulated):
+    """AUCELL and MASH split over tasks (SPLIT_PARAMS), as main.nf wires them, publish what the one-task
+    AUCELL and MASH publish: the same aucell.parquet and mash tables, to the bit."""
+    import pandas as pd
+
+    for (name, mode), (task, res, script) in emulated["tasks"].items():
+        if name.split(":")[0] in ("AUCELL_CHUNK", "MASH_FIT", "MASH_CHUNK") or name.endswith(":gather"):
+            assert res.returncode == 0, f"{name} ({mode}) failed in {task}:\n{script}\n{res.stderr[-3000:]}"
+    tasks = emulated["tasks"]
+    chunks = [key for key in tasks if key[1] == "script" and key[0].startswith("AUCELL_CHUNK:")]
+    one, split = tasks[("AUCELL", "script")][0] / "aucell", tasks[("AUCELL:gather", "script")][0] / "aucell"
+    n_cells = len(pd.read_parquet(one / "aucell.parquet"))
+    assert len(chunks) == -(-n_cells // SPLIT_PARAMS["aucell_chunk_size"]) >= 2, (len(chunks), n_cells)
+    pd.testing.assert_frame_equal(pd.read_parquet(one / "aucell.parquet"), pd.read_parquet(split / "aucell.parquet"))
+    assert (one / "aucell_regulons.csv").read_text() == (split / "aucell_regulons.csv").read_text()
+    one, split = tasks[("MASH", "script")][0] / "mash", tasks[("MASH:gather", "script")][0] / "mash"
+    tables = sorted(p.name for p in one.glob("mash_*.csv"))
+    assert tables == sorted(p.name for p in split.glob("mash_*.csv")) and len(tables) == 4, tables
+    assert len([key for key in tasks if key[1] == "script" and key[0].startswith("MASH_CHUNK:")]) > 4
+    for table in tables:
+        assert (one / table).read_text() == (split / table).read_text(), table

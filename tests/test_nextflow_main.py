@@ -40,7 +40,7 @@ def test_main_calls_every_process_with_its_inputs(processes):
 def test_every_version_is_collected(processes):
     text = MAIN_NF.read_text()
     for name in processes:
-        assert re.search(rf"ch_versions\s*=\s*ch_versions\.mix\(\s*{name}\.out\.versions\s*\)", text), \
+        assert re.search(rf"ch_versions\s*=\s*ch_versions\.mix\(\s*{name}\.out\.versions(\.first\(\))?\s*\)", text), \
             f"main.nf does not collect {name}.out.versions"
     assert re.search(r"collectFile\(name:\s*'versions\.yml',\s*storeDir:\s*\"\$\{params\.outdir\}/pipeline_info\"", text)
 

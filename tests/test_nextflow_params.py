@@ -10,8 +10,8 @@ import pytest
 
 from nfconfig import (CONF, NEXTFLOW_CONFIG, REPO, TEST_PROFILE_ONLY, clean_default, json_type, mutate, params_block,
                       schema_properties, top_level_block, top_level_names, with_name_blocks)
-from nfmodules import (INTERMEDIATE_H5AD, cli_command, engine_stages, ext_args_problems, intermediate_h5ad_problems,
-                       parse_processes, stage_of, stage_outdir)
+from nfmodules import (INTERMEDIATE_H5AD, SPLIT_STEPS, carried_options, cli_command, engine_stages, ext_args_problems,
+                       intermediate_h5ad_problems, parse_processes, stage_of, stage_outdir)
 
 REQUIRED_PROFILES = {"test", "docker", "singularity", "apptainer", "gpu", "slurm", "awsbatch", "google", "k8s"}
 
@@ -36,6 +36,9 @@ def test_every_process_is_published_to_its_stage_folder(processes, modules_confi
     for name, proc in processes.items():
         assert name in modules_config, f"conf/modules.config has no withName: '{name}' block"
         block = modules_config[name]
+        if name in SPLIT_STEPS:  # a step of a split stage: its folder is the next step's input, not a result
+            assert "publishDir" not in block, f"{name} is a split step of {stage_of(name)}; its stage's process publishes"
+            continue
         outdir = stage_outdir(proc)
         assert re.search(rf"publishDir\s*=\s*\[path:\s*\{{\s*params\.outdir\s*\}}.*pattern:\s*'{re.escape(outdir)}'", block), \
             f"{name} must be published with pattern '{outdir}' into params.outdir"
@@ -80,7 +83,7 @@ def test_ext_args_options_exist_and_cover_every_stage_param(processes, modules_c
     problems = []
     for name in processes:
         stage = stages[stage_of(name)]
-        problems += ext_args_problems(name, modules_config.get(name, ""), stage.prefix, stage.input_names())
+        problems += ext_args_problems(name, modules_config.get(name, ""), stage.prefix)
     assert not problems, "\n".join(problems)
 
 
@@ -148,7 +151,7 @@ def test_stage_params_follow_the_naming_rule(config_params, processes, schema):
         stage = stages.get(stage_of(name))
         assert stage is not None, f"stage {stage_of(name)} is not in fatescope.engine.stages.STAGES"
         for opt in stage.command.params:
-            if not isinstance(opt, click.Option) or opt.name in stage.input_names() | {"outdir"}:
+            if not isinstance(opt, click.Option) or opt.name not in carried_options(name):
                 continue
             param = stage.prefix + opt.name
             if param not in config_params:
@@ -240,7 +243,7 @@ def test_params_block_parser_rejects_non_literals(tmp_path):
 ])
 def test_ext_args_check_fails_on_bad_options(old, new, expected):
     block = with_name_blocks(mutate((CONF / "modules.config").read_text(), old, new, 1))["QC"]
-    problems = ext_args_problems("QC", block, "", {"input", "guide_map"})
+    problems = ext_args_problems("QC", block, "")
     assert any(expected in p for p in problems), problems
 
 
@@ -253,5 +256,5 @@ def test_ext_args_check_fails_on_bad_options(old, new, expected):
 ])
 def test_ext_args_check_handles_boolean_flags(old, new, expected):
     block = with_name_blocks(mutate((CONF / "modules.config").read_text(), old, new, 1))["DIAGNOSTICS"]
-    problems = ext_args_problems("DIAGNOSTICS", block, "diag_", {"input", "model", "theta_summary", "guide_map"})
+    problems = ext_args_problems("DIAGNOSTICS", block, "diag_")
     assert any(expected in p for p in problems), problems

@@ -25,8 +25,7 @@ def test_one_process_per_module_folder(processes):
     for folder in sorted(p for p in MODULES.iterdir() if p.is_dir()):
         procs = parse_processes(folder / "main.nf")
         assert len(procs) == 1, f"{folder}/main.nf: expected one process, found {[p.name for p in procs]}"
-        assert stage_of(procs[0].name) == folder.name.replace("_", "-"), \
-            f"{folder}: process {procs[0].name} is not named after its folder"
+        assert procs[0].name == folder.name.upper(), f"{folder}: process {procs[0].name} is not named after its folder"
 
 
 
@@ -112,15 +111,17 @@ def test_process_checks_fail_on_bad_modules(old, new, expected):
     assert any(expected in p for p in problems), problems
 
 
-@pytest.mark.parametrize("old, new, expected", [
-    ("fatescope qc --input", "fatescope qcc --input", "not a subcommand"),
-    ("--outdir qc ${guide_map_arg}", "--outdir qc --min-featurez 3 ${guide_map_arg}", "no option --min-featurez"),
-    ("def args = task.ext.args ?: ''", "def args = ''", "task.ext.args"),
-    (" ${args}\n", "\n", "must pass ${args}"),
-    ("--input samplesheet.csv --outdir qc", "--outdir qc", "required option --input"),
+@pytest.mark.parametrize("module, old, new, expected", [
+    ("qc", "fatescope qc ${merged}", "fatescope qcc ${merged}", "not a subcommand"),
+    ("qc", "--outdir qc ${guide_map_arg}", "--outdir qc --min-featurez 3 ${guide_map_arg}", "no option --min-featurez"),
+    ("qc", "def args = task.ext.args ?: ''", "def args = ''", "task.ext.args"),
+    ("qc", " ${args}\n", "\n", "must pass ${args}"),
+    ("validate", "--input samplesheet.csv --no-check-files", "--no-check-files", "required option --input"),
+    ("qc_load", "fatescope qc --input", "fatescope validate --input", "expected `fatescope qc`"),
 ])
-def test_script_check_fails_on_bad_scripts(old, new, expected):
-    proc = _qc_mutated(old, new)
+def test_script_check_fails_on_bad_scripts(module, old, new, expected):
+    path = MODULES / module / "main.nf"
+    proc = parse_processes(path, mutate(path.read_text(), old, new, 1))[0]
     problems = script_problems(proc)
     assert any(expected in p for p in problems), problems
 

@@ -97,7 +97,8 @@ def test_test_profile_runs_resumes_and_matches_the_local_engine(nextflow_runtime
     assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-3000:]
     trace = _trace(outdir)
     processes = {row["process"].split(":")[-1] for row in trace}
-    optional = {"ambient", "fate_probs"}  # run_ambient; fate probabilities the samples do not bring
+    # run_ambient; fate probabilities the samples do not bring; the chunk tasks of aucell_chunk_size/mash_effect_chunk_size
+    optional = {"ambient", "fate_probs", "aucell_chunk", "mash_fit", "mash_chunk"}
     assert {p.name for p in MODULES.iterdir()} - optional <= {p.lower() for p in processes}, processes
     assert {row["status"] for row in trace} == {"COMPLETED"}
     # lean publishing (--save_intermediates false): the run's AnnData is embed's; no intermediate copies
@@ -105,6 +106,12 @@ def test_test_profile_runs_resumes_and_matches_the_local_engine(nextflow_runtime
     intermediate = [f"{stage}/cells.h5ad" for stage in ("qc", "integrate", "aucell") if (outdir / stage / "cells.h5ad").exists()]
     assert not intermediate, f"published without --save_intermediates: {intermediate}"
     assert (outdir / "qc" / "qc_per_sample.csv").is_file() and (outdir / "aucell" / "aucell.parquet").is_file()
+    # per-sample QC: one QC_LOAD task per sample of the samplesheet, tagged with it, then one QC merge
+    with open(outdir / "simulate" / "samplesheet.csv", newline="") as fh:
+        samples = sorted(row["sample"] for row in csv.DictReader(fh))
+    loads = sorted(re.search(r"QC_LOAD \((.+)\)", row["name"]).group(1) for row in trace if "QC_LOAD" in row["name"])
+    assert loads == samples and len(samples) >= 2, loads
+    assert not (outdir / "qc_samples").exists(), "the per-sample files are QC's input, not results"
     size = sum(f.stat().st_size for f in outdir.rglob("*") if f.is_file())
     print(f"\n-profile test outdir: {size / 1e6:.1f} MB")
     print(f"\nNextflow {nextflow_runtime}, -profile test: " +
@@ -119,6 +126,7 @@ def test_test_profile_runs_resumes_and_matches_the_local_engine(nextflow_runtime
     res = subprocess.run([sys.executable, "-m", "fatescope", "run", "--profile", "test", "--outdir", str(local)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-5000:]
+    assert (outdir / "qc" / "qc_per_sample.csv").read_text() == (local / "qc" / "qc_per_sample.csv").read_text()
     assert (outdir / "rank" / "hits_ranked.csv").read_text() == (local / "rank" / "hits_ranked.csv").read_text()
     ours, theirs = (json.loads((d / "eval-recovery" / "recovery_metrics.json").read_text()) for d in (outdir, local))
     assert ours == theirs
@@ -195,14 +203,16 @@ def test_outdir_is_required_on_real_data(nextflow_runtime, tmp_path):
 @pytest.mark.nextflow
 def test_stub_run_of_the_test_profile(nextflow_runtime, tmp_path):
     """`nextflow run main.nf -stub -profile test --compute_fate_probs always --save_intermediates true
-    --custom_config_base <site>`: the DAG runs end to end (stubs), the output folder has every stage folder
+    --custom_config_base <site>`, AUCell and mash split into chunk tasks: the DAG runs end to end (stubs), every
+    process once at least (ambient aside), the output folder has every stage folder
     (ambient's aside), each intermediate cells.h5ad, and pipeline_info; the site's fatescope.config is read."""
     outdir = tmp_path / "results"
     site = tmp_path / "site"  # an institutional config folder (--custom_config_base)
     site.mkdir()
     (site / "fatescope.config").write_text("params.max_cpus = 3\nprocess { withName: 'RANK' { cpus = 1 } }\n")
     res = _run_test_profile(["-stub", "--outdir", str(outdir), "--compute_fate_probs", "always", *SAVE_INTERMEDIATES,
-                             "--custom_config_base", str(site)], tmp_path)
+                             "--custom_config_base", str(site), "--aucell_chunk_size", "100",
+                             "--mash_effect_chunk_size", "10"], tmp_path)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     for rel in ("simulate/samplesheet.csv", "validate/samplesheet.valid.csv", "qc/cells.h5ad", "integrate/cells.h5ad",
                 "embed/cells.h5ad", "fate_probs/fate_probs.csv", "grn/adjacency.parquet", "prune/regulons.parquet",

@@ -75,6 +75,22 @@ def gene_table(path: Path) -> Path:
     return path
 
 
+def guide_table(path: Path, gene: Path, seed: int, genes: range) -> Path:
+    """A guide table made from the reference gene table: 3 guides for each gene of ``genes`` (row indices),
+    each with its own standard errors (0.7-1.4) and noise around the gene's effect."""
+    g = pd.read_csv(gene)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in genes:
+        for k in range(3):
+            se = rng.uniform(0.7, 1.4, size=len(DAYS))
+            rows.append({"guide": f"{g.gene[i]}_sg{k}", "gene": g.gene[i],
+                         **{f"betahat_{d}": g[f"betahat_{d}"][i] + se[j] * rng.normal() for j, d in enumerate(DAYS)},
+                         **{f"se_{d}": se[j] for j, d in enumerate(DAYS)}})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 def het_case() -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(Bhat, Shat, condition names) of the heteroskedastic fixture case."""
     b = read_numbers(FIXTURES / "het_input_Bhat.csv.gz")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from mash_reference import DAYS, gene_table
+from mash_reference import DAYS, gene_table, guide_table
 
 import fatescope as fs
 from fatescope.cli import aggregate as aggregate_cli
@@ -32,17 +32,7 @@ def run_cli(tmp_path_factory):
     """The CLI chain on the reference gene table (2,000 x 4) and a 60 x 3-guide table made from it."""
     root = tmp_path_factory.mktemp("api_mash")
     gene = gene_table(root / "gene_daywise_for_mash.csv")
-    g = pd.read_csv(gene)
-    rng = np.random.default_rng(1)
-    rows = []
-    for i in range(0, 1800, 30):
-        for k in range(3):
-            se = rng.uniform(0.7, 1.4, size=len(DAYS))
-            rows.append({"guide": f"{g.gene[i]}_sg{k}", "gene": g.gene[i],
-                         **{f"betahat_{d}": g[f"betahat_{d}"][i] + se[j] * rng.normal() for j, d in enumerate(DAYS)},
-                         **{f"se_{d}": se[j] for j, d in enumerate(DAYS)}})
-    guide = root / "guide_daywise_for_mash.csv"
-    pd.DataFrame(rows).to_csv(guide, index=False)
+    guide = guide_table(root / "guide_daywise_for_mash.csv", gene, 1, range(0, 1800, 30))
     m, a, r = root / "mash", root / "aggregate", root / "rank"
     invoke("mash", "--input", gene, "--input", guide, "--outdir", m)
     invoke("aggregate", "--input", m / "mash_guide_conservative.csv", "--outdir", a)

@@ -196,7 +196,8 @@ def test_one_source_of_defaults():
     for module, api in ((cli_grn, fs.tl.grn), (cli_modules, fs.tl.modules), (cli_prune, fs.tl.prune),
                         (cli_aucell, fs.tl.aucell)):
         for p in module.command.params:
-            if isinstance(p, click.Option) and not p.required and p.name not in ("outdir", "layer"):
+            if isinstance(p, click.Option) and not p.required and \
+                    p.name not in ("outdir", "layer", *cli_aucell.TASK_SPLIT_OPTIONS):
                 assert p.default == api_default(api, cli_names.get(p.name, p.name)), (module.__name__, p.name)
     assert fs.tl.grn.__kwdefaults__["layer"] == "counts" and fs.tl.aucell.__kwdefaults__["layer"] is None
     m = ModuleParams()

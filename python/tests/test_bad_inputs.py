@@ -5,6 +5,7 @@ folders beside it. Plus the recoveries the errors point to, and a stage killed w
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
 import signal
@@ -265,6 +266,8 @@ def test_a_stage_killed_mid_run_leaves_nothing_the_next_run_keeps(tmp_path):
 UNREADABLE = {"missing": None, "empty": b"", "text": b"a,b\n1,2\n", "binary": b"\x89HDF-not\x00really", "parquet": b"PAR1junk"}
 STAGES = ("validate", "qc", "ambient", "integrate", "embed", "grn", "modules", "prune", "aucell", "fate-fit", "mash",
           "aggregate", "rank", "eval-recovery", "diagnostics")
+# stages whose file input is one of several options, none required: each way of giving it
+FILE_INPUT_CHOICES = {"qc": (("--input",), ("--merge",), ("--input", "--load-only"))}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -272,13 +275,13 @@ def test_every_stage_refuses_unreadable_files(stage, tmp_path):
     """Each stage given a missing, empty, wrong-format or corrupt file for every required input: a clean error
     naming the file, no traceback, no output folder."""
     command = importlib.import_module(f"fatescope.cli.{COMMANDS[stage]}").command
-    required = [p for p in command.params if isinstance(p, click.Option) and p.required]
-    for kind, content in UNREADABLE.items():
+    required = [p.opts[0] for p in command.params if isinstance(p, click.Option) and p.required]
+    for (kind, content), options in itertools.product(UNREADABLE.items(), FILE_INPUT_CHOICES.get(stage, [required])):
         path = tmp_path / f"{kind}.dat"
         if content is not None:
             path.write_bytes(content)
-        args = [stage, *(part for p in required for part in (p.opts[0], str(path))), "--outdir", str(tmp_path / "out")]
-        res = _invoke(args)
+        given = [part for opt in options for part in ((opt,) if opt == "--load-only" else (opt, str(path)))]
+        res = _invoke([stage, *given, "--outdir", str(tmp_path / "out")])
         assert res.exit_code == 1 and isinstance(res.exception, SystemExit), f"{stage} {kind}: {res.exception!r}\n{res.output}"
         assert str(path) in res.output and "Traceback" not in res.output, f"{stage} {kind}:\n{res.output}"
         assert not (tmp_path / "out").exists()

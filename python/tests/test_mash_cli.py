@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from mash_reference import DAYS, gene_table, matrix
+from mash_reference import DAYS, gene_table, guide_table, matrix
 
 from fatescope.cli import main
 from fatescope.cli import mash as mash_cli
@@ -21,17 +21,7 @@ def invoke(*args):
 def tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("mash")
     gene = gene_table(root / "gene_daywise_for_mash.csv")
-    g = pd.read_csv(gene)
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(0, 2000, 25):                     # 80 genes x 3 guides, unequal standard errors
-        for k in range(3):
-            se = rng.uniform(0.7, 1.4, size=4)
-            rows.append({"guide": f"{g.gene[i]}_sg{k}", "gene": g.gene[i],
-                         **{f"betahat_{d}": g[f"betahat_{d}"][i] + se[j] * rng.normal() for j, d in enumerate(DAYS)},
-                         **{f"se_{d}": se[j] for j, d in enumerate(DAYS)}})
-    guide = root / "guide_daywise_for_mash.csv"
-    pd.DataFrame(rows).to_csv(guide, index=False)
+    guide = guide_table(root / "guide_daywise_for_mash.csv", gene, 0, range(0, 2000, 25))  # 80 genes x 3 guides
     return root, gene, guide
 
 

@@ -2,8 +2,10 @@
  * AUCELL: `fatescope aucell` -- regulon activity per cell (ctxcore AUCell semantics), streamed
  * over cells in batches: aucell/aucell.parquet and aucell/cells.h5ad with obsm["X_aucell"].
  *
- * Inputs: QC's cells.h5ad; PRUNE's regulons.parquet. Label process_gpu: CUDA when
- * params.use_gpu, else CPU.
+ * Inputs: QC's cells.h5ad; PRUNE's regulons.parquet; the AUCELL_CHUNK folders when
+ * params.aucell_chunk_size splits the scoring over tasks ([] otherwise): then this task only gathers
+ * them (`--gather`: the one-task outputs, to the bit; the on/off calls need every cell). Label
+ * process_gpu: CUDA when params.use_gpu, else CPU.
  */
 
 process AUCELL {
@@ -13,6 +15,7 @@ process AUCELL {
     input:
     path h5ad, stageAs: 'qc/cells.h5ad'
     path regulons, stageAs: 'prune/regulons.parquet'
+    path chunks, stageAs: 'chunks/??/*'
 
     output:
     path "aucell", emit: outdir
@@ -23,8 +26,9 @@ process AUCELL {
     script:
     def args = task.ext.args ?: ''
     def keep_h5ad = task.ext.save_h5ad ?: false  // lean publishing: conf/modules.config
+    def gather = (chunks instanceof List ? chunks : [chunks]).collect { chunk -> "--gather ${chunk}" }.join(' ')
     """
-    fatescope aucell --cells ${h5ad} --regulons ${regulons} --outdir aucell ${args}
+    fatescope aucell --cells ${h5ad} --regulons ${regulons} --outdir aucell ${gather} ${args}
     ${keep_h5ad ? 'ln aucell/cells.h5ad cells.h5ad || cp aucell/cells.h5ad cells.h5ad' : 'mv aucell/cells.h5ad cells.h5ad'}
     """
 

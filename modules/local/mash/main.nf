@@ -4,8 +4,11 @@
  * (docs/mash.md). params.mash_engine 'r' runs mashr in the R image (conf/modules.config). Label
  * process_gpu: the Python engine's likelihoods and posteriors on CUDA when params.use_gpu.
  *
- * Inputs: fate/gene_daywise_for_mash.csv and fate/guide_daywise_for_mash.csv. The outputs below
- * are those of the default params.mash_mode (both modes), which AGGREGATE and RANK read.
+ * Inputs: fate/gene_daywise_for_mash.csv and fate/guide_daywise_for_mash.csv; a saved fit
+ * (params.mash_fixg_fit, [] otherwise); MASH_FIT's and the MASH_CHUNK folders when
+ * params.mash_effect_chunk_size splits the posteriors over tasks ([] otherwise): then this task only
+ * gathers them (`--gather`: the one-task outputs, to the bit). The outputs below are those of the
+ * default params.mash_mode (both modes), which AGGREGATE and RANK read.
  */
 
 process MASH {
@@ -16,6 +19,7 @@ process MASH {
     path gene_daywise, stageAs: 'fate/gene_daywise_for_mash.csv'
     path guide_daywise, stageAs: 'fate/guide_daywise_for_mash.csv'
     path fixg_fit, stageAs: 'fixg/*'
+    path chunks, stageAs: 'chunks/??/*'
 
     output:
     path "mash", emit: outdir
@@ -28,8 +32,11 @@ process MASH {
     script:
     def args = task.ext.args ?: ''
     def fixg_arg = fixg_fit ? "--fixg-fit ${fixg_fit}" : ''
+    def gathered = chunks instanceof List ? chunks : [chunks]
+    def tables = gathered ? gathered.collect { folder -> "--gather ${folder}" }.join(' ')
+        : "--input ${gene_daywise} --input ${guide_daywise} ${fixg_arg}"
     """
-    fatescope mash --input ${gene_daywise} --input ${guide_daywise} --outdir mash ${fixg_arg} ${args}
+    fatescope mash ${tables} --outdir mash ${args}
     """
 
     stub:

@@ -1,21 +1,19 @@
 /*
- * QC: `fatescope qc` -- load every sample, attach guide calls and fate probabilities,
- * concatenate, filter cells and genes; qc/cells.h5ad and qc/qc_per_sample.csv.
+ * QC: `fatescope qc --merge` -- join the samples QC_LOAD loaded (genes: inner or outer join;
+ * barcodes <sample>_<barcode>), filter cells and genes, report per sample; qc/cells.h5ad and
+ * qc/qc_per_sample.csv, the same as one `fatescope qc --input samplesheet.csv` run makes.
  *
- * Inputs: the same [sheet, files] as VALIDATE (staged the same way, see modules/local/validate),
- * the guide map ([] when there is none) and VALIDATE's samplesheet.valid.csv, which orders QC
- * after a passing validation (its absolute paths point into VALIDATE's task folder, which a
- * cloud executor does not share, so QC writes its own samplesheet of staged files).
+ * Inputs: QC_LOAD's qc_samples/<sample>.h5ad files in samplesheet order (main.nf sorts them by
+ * sample), staged as qc_samples/01/<sample>.h5ad, ...; the guide map ([] when there is none).
  */
 
 process QC {
-    tag "${sheet.size() - 1} samples"
+    tag "${samples instanceof List ? samples.size() : 1} samples"
     label 'process_medium'
 
     input:
-    tuple val(sheet), path(files, stageAs: 'inputs/??/*', arity: '1..*')
+    path samples, stageAs: 'qc_samples/??/*', arity: '1..*'
     path guide_map
-    path validated, stageAs: 'validate/samplesheet.valid.csv'
 
     output:
     path "qc", emit: outdir
@@ -27,13 +25,9 @@ process QC {
     def args = task.ext.args ?: ''
     def keep_h5ad = task.ext.save_h5ad ?: false  // lean publishing: conf/modules.config
     def guide_map_arg = guide_map ? "--guide-map ${guide_map}" : ''
-    def staged = files instanceof List ? files : [files]
-    def csvCell = { value -> value.contains(',') || value.contains('"') ? '"' + value.replace('"', '""') + '"' : value }
-    def lines = sheet.collect { row -> row.collect { cell -> csvCell.call(cell instanceof Integer ? staged[cell].toString() : cell.toString()) }.join(',') }
-    def quoted = lines.collect { line -> "'" + line.replace("'", "'\\''") + "'" }.join(' ')
+    def merged = (samples instanceof List ? samples : [samples]).collect { sample -> "--merge ${sample}" }.join(' ')
     """
-    printf '%s\\n' ${quoted} > samplesheet.csv
-    fatescope qc --input samplesheet.csv --outdir qc ${guide_map_arg} ${args}
+    fatescope qc ${merged} --outdir qc ${guide_map_arg} ${args}
     ${keep_h5ad ? 'ln qc/cells.h5ad cells.h5ad || cp qc/cells.h5ad cells.h5ad' : 'mv qc/cells.h5ad cells.h5ad'}
     """
 
@@ -43,8 +37,8 @@ process QC {
     mkdir -p qc
     touch cells.h5ad qc/params.yaml
     ${keep_h5ad ? 'cp cells.h5ad qc/cells.h5ad' : ''}
-    echo 'sample,n_cells_raw,n_cells_kept' > qc/qc_per_sample.csv
-    echo 'fatescope qc --input samplesheet.csv --outdir qc (stub)' > qc/command.txt
+    printf 'sample,cells_before,genes_before,cells_after\ns1,1,1,1\n' > qc/qc_per_sample.csv
+    echo 'fatescope qc --merge qc_samples/01/s1.h5ad --outdir qc (stub)' > qc/command.txt
     printf '"FATESCOPE:QC":\\n  fatescope: stub\\n' > qc/versions.yml
     """
 }

@@ -1,12 +1,10 @@
 /*
- * VALIDATE: `fatescope validate` -- check the samplesheet (assets/schema_input.json, plus the
- * counts formats) and write validate/samplesheet.valid.csv.
+ * VALIDATE: `fatescope validate --no-check-files` -- check the whole samplesheet against
+ * assets/schema_input.json (names, days, unique samples) and write validate/samplesheet.valid.csv.
  *
- * Input: [sheet, files] from main.nf: `sheet` is the samplesheet as rows of cells (the first row
- * is the header) where a file cell holds the index of that file in `files`. Nextflow stages the
- * files as inputs/01/<name>, inputs/02/<name>, ... (one folder each, so equal names from
- * different samples cannot clash, and every executor -- local, HPC or cloud -- sees them), and
- * the script writes the samplesheet with those staged paths.
+ * Input: the samplesheet as rows of cells, header first, with each file as its URI (main.nf). No
+ * file is staged here: nf-schema checked on launch that each exists, and each sample's QC_LOAD
+ * task stages its files once and checks their formats.
  */
 
 process VALIDATE {
@@ -14,7 +12,7 @@ process VALIDATE {
     label 'process_single'
 
     input:
-    tuple val(sheet), path(files, stageAs: 'inputs/??/*', arity: '1..*')
+    val sheet
 
     output:
     path "validate", emit: outdir
@@ -23,13 +21,12 @@ process VALIDATE {
 
     script:
     def args = task.ext.args ?: ''
-    def staged = files instanceof List ? files : [files]
     def csvCell = { value -> value.contains(',') || value.contains('"') ? '"' + value.replace('"', '""') + '"' : value }
-    def lines = sheet.collect { row -> row.collect { cell -> csvCell.call(cell instanceof Integer ? staged[cell].toString() : cell.toString()) }.join(',') }
+    def lines = sheet.collect { row -> row.collect { cell -> csvCell.call(cell.toString()) }.join(',') }
     def quoted = lines.collect { line -> "'" + line.replace("'", "'\\''") + "'" }.join(' ')
     """
     printf '%s\\n' ${quoted} > samplesheet.csv
-    fatescope validate --input samplesheet.csv --outdir validate ${args}
+    fatescope validate --input samplesheet.csv --no-check-files --outdir validate ${args}
     """
 
     stub:

@@ -138,8 +138,15 @@ def load_samples(sheet: pd.DataFrame, guide_map: pd.DataFrame | None, gene_join:
         raw[row["sample"]], fate_names = load_sample(row, guide_map, fate_names)
         log.info("sample %s: %d cells x %d genes (%s)", row["sample"], raw[row["sample"]].n_obs,
                  raw[row["sample"]].n_vars, raw[row["sample"]].uns["counts_format"])
-    _fill_missing_fates(raw, fate_names)
-    adata = concat_samples(raw, join=gene_join)
+    return join_samples(raw, guide_map, fate_names, gene_join), raw
+
+
+def join_samples(samples: dict[str, ad.AnnData], guide_map: pd.DataFrame | None, fate_names: list[str] | None,
+                 gene_join: str) -> ad.AnnData:
+    """Loaded samples (``load_sample``'s AnnData, by sample name, in order) as one AnnData: the gene join,
+    barcodes ``<sample>_<barcode>``, samples without fate probabilities given NaN rows, the guide map in ``uns``."""
+    _fill_missing_fates(samples, fate_names)
+    adata = concat_samples(samples, join=gene_join)
     if guide_map is not None:
         adata.obs["n_guides"] = np.diff(sp.csr_matrix(adata.obsm["guides"]).indptr).astype(np.int64)
         adata.uns["guide_names"] = guide_map.index.to_numpy(str)
@@ -147,4 +154,4 @@ def load_samples(sheet: pd.DataFrame, guide_map: pd.DataFrame | None, gene_join:
         adata.uns["guide_is_ntc"] = guide_map["is_ntc"].to_numpy(bool)
     if fate_names is not None:
         adata.uns["fate_names"] = np.asarray(fate_names, dtype=str)
-    return adata, raw
+    return adata

@@ -103,18 +103,28 @@ def filter_cells_and_genes(adata: ad.AnnData, params: QCParams) -> ad.AnnData:
     return adata
 
 
-def per_sample_table(raw: dict[str, ad.AnnData], filtered: ad.AnnData) -> pd.DataFrame:
-    """Cells and genes per sample before (as loaded) and after the join and filters."""
+def prefilter_sample(adata: ad.AnnData, min_features: int) -> ad.AnnData:
+    """The cells of one sample that can pass the cell filter after any gene join: a join only removes
+    genes, so a cell with fewer than ``min_features`` detected genes in its own sample never passes.
+    Lets each sample shrink before the merge without changing what the merged filter keeps."""
+    X = sp.csr_matrix(adata.X)
+    detected = np.bincount(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[X.data != 0], minlength=X.shape[0])
+    keep = detected >= min_features
+    return adata if keep.all() else adata[keep].copy()
+
+
+def per_sample_table(loaded: dict[str, tuple[int, int]], filtered: ad.AnnData) -> pd.DataFrame:
+    """Cells and genes per sample before (as loaded: ``{sample: (cells, genes)}``) and after the join and filters."""
     rows = []
     X = sp.csr_matrix(filtered.X)
-    for name, a in raw.items():
+    for name, (n_cells, n_genes) in loaded.items():
         sel = np.flatnonzero(filtered.obs["sample"].to_numpy() == name)
         sub = X[sel]
         obs = filtered.obs.iloc[sel]
         rows.append({
             "sample": name,
-            "cells_before": a.n_obs,
-            "genes_before": a.n_vars,
+            "cells_before": n_cells,
+            "genes_before": n_genes,
             "cells_after": len(sel),
             "genes_after": int((np.bincount(sub.indices, minlength=filtered.n_vars) > 0).sum()),
             "median_genes_per_cell": float(obs["n_genes_by_counts"].median()) if len(sel) else 0.0,

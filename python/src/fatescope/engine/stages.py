@@ -110,6 +110,9 @@ class Stage:
     samplesheet_inputs: tuple[str, ...] = ()  # inputs that are samplesheets: their data files are hashed too
     hashed_inputs: Callable[[RunPaths], dict[str, str | list[str] | None]] | None = None  # what --resume hashes instead of inputs
     prepare: Callable[[RunPaths], None] | None = None  # makes the inputs ready before the stage runs
+    # options only Nextflow's scatter/gather tasks set (qc's --load-only/--merge, aucell's --chunk/--gather,
+    # mash's --effect-chunk/--fit-only/--gather): not params, never set by this engine
+    split_options: tuple[str, ...] = ()
 
     @property
     def folder(self) -> str:
@@ -138,7 +141,8 @@ class Stage:
         return args
 
     def param_options(self, input_names: set[str]) -> list[click.Option]:
-        return [p for p in self.command.params if isinstance(p, click.Option) and p.name not in input_names | {"outdir"}]
+        skip = input_names | {"outdir"} | set(self.split_options)
+        return [p for p in self.command.params if isinstance(p, click.Option) and p.name not in skip]
 
     def input_names(self) -> set[str]:
         return set(self.inputs(RunPaths(Path("."), {"input": None})))
@@ -193,10 +197,10 @@ STAGES: tuple[Stage, ...] = (
           outputs=("samplesheet.csv", "guide_map.csv", "sim_metadata.yaml"),
           enabled=lambda p: p.simulated()),
     Stage("validate", inputs=lambda p: {"input": p.samplesheet()}, samplesheet_inputs=("input",),
-          outputs=("samplesheet.valid.csv",)),
+          outputs=("samplesheet.valid.csv",), split_options=("check_files",)),
     Stage("qc", inputs=lambda p: {"input": str(p.stage_dir("validate") / "samplesheet.valid.csv"),
                                         "guide_map": p.guide_map()}, samplesheet_inputs=("input",),
-          outputs=("cells.h5ad", "qc_per_sample.csv")),
+          outputs=("cells.h5ad", "qc_per_sample.csv"), split_options=("load_only", "merge")),
     # cells: [ambient] -> integrate -> embed
     Stage("ambient", prefix="ambient_", outputs=("cells.h5ad", "ambient.json"),
           inputs=lambda p: {"input": p.file("qc", "cells.h5ad"), "raw": p.params.get("ambient_raw")},
@@ -220,7 +224,7 @@ STAGES: tuple[Stage, ...] = (
           enabled=lambda p: p.runs("regulons")),
     Stage("aucell", prefix="aucell_", outputs=("aucell.parquet", "cells.h5ad", "aucell_regulons.csv"),
           inputs=lambda p: {"cells": p.file("qc", "cells.h5ad"), "regulons": p.file("prune", "regulons.parquet")},
-          enabled=lambda p: p.runs("regulons")),
+          enabled=lambda p: p.runs("regulons"), split_options=("chunk", "gather")),
     # fate: [fate-probs] -> fate-fit -> mash -> aggregate, rank -> [eval-recovery], diagnostics
     Stage("fate-probs", folder_name="fate_probs", prefix="fate_probs_",
           outputs=("fate_probs.csv", "terminal_states.csv", "transition_matrix.npz", "fate_probs.json", "cells.h5ad",
@@ -235,7 +239,7 @@ STAGES: tuple[Stage, ...] = (
           inputs=lambda p: {"input": [p.file("fate", "gene_daywise_for_mash.csv"),
                                       p.file("fate", "guide_daywise_for_mash.csv")],
                             "fixg_fit": p.params.get("mash_fixg_fit")},
-          enabled=lambda p: p.runs("fate")),
+          enabled=lambda p: p.runs("fate"), split_options=("effect_chunk", "fit_only", "gather")),
     Stage("aggregate", outputs=lambda p: tuple(f"gene_from_guide_mash_{m}.csv" for m in p.mash_modes()),
           inputs=lambda p: {"input": [p.file("mash", f"mash_guide_{m}.csv") for m in p.mash_modes()]},
           enabled=lambda p: p.runs("fate")),

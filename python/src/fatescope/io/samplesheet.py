@@ -69,6 +69,7 @@ _Validator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
     {"exists": _exists, "uniqueEntries": _unique_entries, "errorMessage": _noop, "meta": _noop},
 )
+_SheetOnlyValidator = jsonschema.validators.extend(_Validator, {"exists": _noop})
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,15 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
-def _problems(header: list[str], rows: list[dict], schema: dict) -> list[Problem]:
+def _problems(header: list[str], rows: list[dict], schema: dict, check_files: bool = True) -> list[Problem]:
     problems: list[Problem] = []
     required = schema.get("items", {}).get("required", [])
     missing_cols = [c for c in required if c not in header]
     for col in missing_cols:
         problems.append(Problem(None, col, f"required column '{col}' is missing (columns needed: {', '.join(required)})"))
     props = schema.get("items", {}).get("properties", {})
-    for err in sorted(_Validator(schema).iter_errors(rows), key=lambda e: list(map(str, e.absolute_path))):
+    validator = _Validator if check_files else _SheetOnlyValidator
+    for err in sorted(validator(schema).iter_errors(rows), key=lambda e: list(map(str, e.absolute_path))):
         path = list(err.absolute_path)
         row = path[0] + 1 if path and isinstance(path[0], int) else None
         field = path[1] if len(path) > 1 else None
@@ -139,13 +141,14 @@ class Samplesheet:
     table: pd.DataFrame  # one row per sample, all values strings, paths absolute
 
 
-def validate_samplesheet(path: str | Path, schema_path: str | None = None) -> Samplesheet:
-    """Validate ``path``; raise one InputError listing every bad row and field."""
+def validate_samplesheet(path: str | Path, schema_path: str | None = None, check_files: bool = True) -> Samplesheet:
+    """Validate ``path``; raise one InputError listing every bad row and field. ``check_files=False``
+    checks the sheet alone (file cells may be URLs: they are not opened, and stay as written)."""
     path = Path(path)
     schema = load_schema(schema_path)
     header, rows = read_rows(path)
-    problems = _problems(header, rows, schema)
-    fmt_cols = {"counts"}
+    problems = _problems(header, rows, schema, check_files)
+    fmt_cols = {"counts"} if check_files else set()
     for i, row in enumerate(rows, start=1):
         for col in fmt_cols & row.keys():
             if Path(row[col]).exists():
@@ -157,6 +160,6 @@ def validate_samplesheet(path: str | Path, schema_path: str | None = None) -> Sa
         raise InputError(f"{path}: samplesheet has {len(problems)} problem(s)", [str(p) for p in problems])
     table = pd.DataFrame(rows, columns=header, dtype=str)
     for col, spec in schema["items"]["properties"].items():
-        if spec.get("exists") and col in table:
+        if spec.get("exists") and col in table and check_files:
             table[col] = table[col].map(lambda v: str(Path(v).resolve()) if isinstance(v, str) else v)
     return Samplesheet(path=path, table=table)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..logs import get_logger, progress
-from .stream import block_rows, iter_blocks
+from .stream import block_grid, block_rows, dense_rows
 
 log = get_logger(__name__)
 MIN_PRESENT_FRACTION = 0.8
@@ -288,19 +288,28 @@ def aucell_batch_torch(X, sigs: Signatures, perm: np.ndarray, cutoff: int, devic
 
 
 def score_cells(matrix, n_obs: int, sigs: Signatures, cutoff: int, seed: int | None, batch_size: int,
-                device: str) -> np.ndarray:
+                device: str, cells: tuple[int, int] | None = None) -> np.ndarray:
     """AUC matrix (cells x regulons, float64, Fortran order so columns are contiguous) of ``matrix``
     (array, sparse or a backed h5ad dataset), read in blocks of about 128 MiB and scored in batches:
-    numba on ``device="cpu"``, torch elsewhere (``batch_size`` x 64 cells at a time)."""
+    numba on ``device="cpu"``, torch elsewhere (``batch_size`` x 64 cells at a time).
+
+    ``cells`` = (start, stop) scores those cells only, reading only the blocks that hold them, in the batches of
+    the whole pass (at most two partial batches are scored in excess): the same bits as those rows of the whole
+    matrix's scores, whatever the backend does with a batch's shape."""
+    start, stop = (0, n_obs) if cells is None else cells
     perm, pos = shuffle_positions(len(sigs.gene_ptr) - 1, seed)  # signatures span the data's genes
-    auc = np.empty((n_obs, len(sigs.names)), dtype=np.float64, order="F")
+    auc = np.empty((stop - start, len(sigs.names)), dtype=np.float64, order="F")
     rows = block_rows(len(pos), batch_size)
     step = rows if device == "cpu" else batch_size * 64
-    for start, block in progress(iter_blocks(matrix, n_obs, rows), desc="aucell", total=-(-n_obs // rows)):
-        for b in range(0, len(block), step):
-            part = block[b:b + step]
-            auc[start + b:start + b + len(part)] = aucell_batch(part, sigs, perm, pos, cutoff) if device == "cpu" \
+    grid = block_grid(n_obs, rows, step, start, stop) if stop > start else []
+    for lo, hi, batches in progress(grid, desc="aucell", total=len(grid)):
+        block = dense_rows(matrix, lo, hi)
+        for b0, b1 in batches:
+            part = block[b0 - lo:b1 - lo]
+            scores = aucell_batch(part, sigs, perm, pos, cutoff) if device == "cpu" \
                 else aucell_batch_torch(part, sigs, perm, cutoff, device=device)
+            keep0, keep1 = max(b0, start), min(b1, stop)
+            auc[keep0 - start:keep1 - start] = scores[keep0 - b0:keep1 - b0]
     return auc
 
 

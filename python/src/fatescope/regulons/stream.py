@@ -1,8 +1,6 @@
 """Stream dense blocks of cells from an AnnData opened in backed mode (h5ad, dense or CSR/CSC X or layer)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,14 +13,27 @@ def block_rows(n_genes: int, batch_size: int) -> int:
     return per_block * batch_size
 
 
-def iter_blocks(matrix, n_obs: int, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, dense float block) for consecutive row blocks of ``matrix`` (array, sparse or backed dataset)."""
-    for start in range(0, n_obs, rows):
-        block = matrix[start:min(start + rows, n_obs)]
-        if sp.issparse(block) or hasattr(block, "to_memory"):
-            block = block.to_memory() if hasattr(block, "to_memory") else block
-            block = block.toarray()
-        block = np.asarray(block)
-        if block.dtype.kind not in "f":
-            block = block.astype(np.float32)
-        yield start, block
+def dense_rows(matrix, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of ``matrix`` (array, sparse or backed dataset) as a dense float array."""
+    block = matrix[start:stop]
+    if sp.issparse(block) or hasattr(block, "to_memory"):
+        block = block.to_memory() if hasattr(block, "to_memory") else block
+        block = block.toarray()
+    block = np.asarray(block)
+    if block.dtype.kind not in "f":
+        block = block.astype(np.float32)
+    return block
+
+
+def block_grid(n_obs: int, rows: int, step: int, start: int = 0, stop: int | None = None
+               ) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """The reads and batches of a pass over rows 0..n_obs-1 (blocks of ``rows``, each in batches of ``step``) that
+    overlap rows [start, stop): (read start, read stop, [(batch start, batch stop), ...]) per block. The batches
+    are the whole pass's, so a part of the rows is scored in the very batches the whole pass uses."""
+    stop = n_obs if stop is None else stop
+    out = []
+    for lo in range(start // rows * rows, stop, rows):
+        hi = min(lo + rows, n_obs)
+        batches = [(b, min(b + step, hi)) for b in range(lo, hi, step) if b < stop and min(b + step, hi) > start]
+        out.append((batches[0][0], batches[-1][1], batches))
+    return out

@@ -5,7 +5,8 @@ covariances of the strong effects (1-by-1 ash lfsr below a threshold), uniform p
 the null correlation V from null-looking effects first. An empty (or too small) strong set makes
 the enriched mode fall back to the canonical covariances with a warning (mashr errors there).
 Tables larger than ``fit_max_effects`` fit the weights on a seeded random subset and apply them to
-every effect in batches (fixg).
+every effect in batches (fixg). Posteriors are always fixg's, computed in batches fixed by the table: a saved fit
+reused on the whole table, or on any span of its rows, gives the fitting run's bits.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .ash import strong_effects
 from .covariances import cov_canonical, cov_pca
 from .data import MashData, estimate_null_correlation_simple, set_data, with_V
 from .ed import cov_ed
-from .engine_python import FitOptions, apply_fit, fit_mash
+from .engine_python import FitOptions, apply_fit_effects, fit_mash
 from .fit import MashFit
 from .posterior import MashPosterior
 
@@ -59,12 +60,14 @@ class MashSettings:
 
 @dataclass
 class MashResult:
-    """Posteriors and the fitted prior; ``ids``/``days`` (set by ``fs.tl.mash``) label the DataFrame views."""
-    posterior: MashPosterior
+    """Posteriors and the fitted prior; ``ids``/``days`` (set by ``fs.tl.mash``) label the DataFrame views.
+    ``posterior`` is None for a fit without posteriors; ``effect_loglik`` holds fixg's per-effect log-likelihoods."""
+    posterior: MashPosterior | None
     fit: MashFit
     info: dict = field(default_factory=dict)
     ids: pd.DataFrame | None = None
     days: list[str] | None = None
+    effect_loglik: np.ndarray | None = None
 
     def _frame(self, values: np.ndarray, prefix: str) -> pd.DataFrame:
         if self.ids is None or self.days is None:
@@ -120,8 +123,10 @@ def choose_covariances(data: MashData, conditions: list[str], settings: MashSett
     return {**ulist, **cov_ed(data, pca, strong, tol=settings.ed_tol)}
 
 
-def run_mash(bhat: np.ndarray, shat: np.ndarray, conditions: list[str], settings: MashSettings) -> MashResult:
-    """Fit one mode on a J x R table of effects and standard errors; every effect gets a posterior."""
+def run_mash(bhat: np.ndarray, shat: np.ndarray, conditions: list[str], settings: MashSettings,
+             posterior: bool = True) -> MashResult:
+    """Fit one mode on a J x R table of effects and standard errors; every effect gets a posterior (none with
+    ``posterior=False``: the fit only, whose fixg over the table, in one piece or in spans, gives them)."""
     if settings.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {settings.mode!r}")
     info: dict = {"mode": settings.mode, "settings": asdict(settings), "n_effects": int(bhat.shape[0])}
@@ -132,17 +137,23 @@ def run_mash(bhat: np.ndarray, shat: np.ndarray, conditions: list[str], settings
         train = data.subset(rows)
         info["fit_on"] = f"random subset of {settings.fit_max_effects} effects (seed {settings.seed}), fixg for all"
     ulist = choose_covariances(train, conditions, settings, info)
-    fit, post = fit_mash(train, ulist, conditions, settings.fit_options())
-    if train is not data:
-        post, fit.loglik = apply_fit(fit, data, settings.pi_thresh, settings.device)
+    fit, _ = fit_mash(train, ulist, conditions, settings.fit_options(), posterior=False)
     fit.info = info
-    return MashResult(post, fit, info)
+    if not posterior:
+        return MashResult(None, fit, info)
+    post, loglik = apply_fit_effects(fit, data, settings.pi_thresh, settings.device)
+    if train is not data:
+        fit.loglik = math.fsum(loglik)  # of every effect: what the fixg runs of a chunked fit add up to
+    return MashResult(post, fit, info, effect_loglik=loglik)
 
 
-def run_fixg(bhat: np.ndarray, shat: np.ndarray, fit: MashFit, settings: MashSettings) -> MashResult:
-    """Posteriors under a previously fitted prior (its V and alpha are reused)."""
+def run_fixg(bhat: np.ndarray, shat: np.ndarray, fit: MashFit, settings: MashSettings,
+             span: tuple[int, int] | None = None) -> MashResult:
+    """Posteriors under a previously fitted prior (its V and alpha are reused), of every effect or of rows
+    ``span`` = (start, stop) only (the whole run's bits for those rows; the log-likelihood is then the span's)."""
     data = with_V(set_data(bhat, shat, fit.alpha), fit.V)
-    post, loglik = apply_fit(fit, data, settings.pi_thresh, settings.device)
-    new = MashFit(fit.ulist, fit.grid, fit.pi, fit.usepointmass, fit.V, fit.alpha, fit.conditions, loglik,
-                  {**fit.info, "fixg": True, "n_effects": int(bhat.shape[0])})
-    return MashResult(post, new, new.info)
+    post, loglik = apply_fit_effects(fit, data, settings.pi_thresh, settings.device, span)
+    n = int(bhat.shape[0]) if span is None else span[1] - span[0]
+    new = MashFit(fit.ulist, fit.grid, fit.pi, fit.usepointmass, fit.V, fit.alpha, fit.conditions, math.fsum(loglik),
+                  {**fit.info, "fixg": True, "n_effects": n})
+    return MashResult(post, new, new.info, effect_loglik=loglik)

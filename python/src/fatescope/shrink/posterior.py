@@ -22,6 +22,7 @@ from ..device import resolve_device
 from .likelihood import DTYPE, noise_cov, row_batches, safe_cholesky
 
 FIELDS = ("mean", "sd", "lfsr", "zero_prob", "neg_prob")
+BATCH_VALUES = 2 ** 24  # doubles of work arrays per row batch of the posterior computation
 
 
 @dataclass
@@ -36,6 +37,9 @@ class MashPosterior:
     @classmethod
     def concat(cls, parts: list[MashPosterior]) -> MashPosterior:
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS))
+
+    def rows(self, start: int, stop: int) -> MashPosterior:
+        return MashPosterior(*(getattr(self, f)[start:stop] for f in FIELDS))
 
 
 def posterior_weights(pi: np.ndarray, rel_loglik: np.ndarray) -> np.ndarray:
@@ -87,11 +91,14 @@ def summarise(mu1: torch.Tensor, var1: torch.Tensor, w: torch.Tensor, sa: torch.
     return MashPosterior(mean.cpu().numpy(), sd.cpu().numpy(), compute_lfsr(neg_p, zero_p), zero_p, neg_p)
 
 
-def _batches(data: MashData, P: int, dev: torch.device):
-    """Yield (rows, bhat, shat (one row when common), shat_alpha) tensors per row batch."""
+def _batches(data: MashData, P: int, dev: torch.device, span: tuple[int, int] | None = None,
+             budget: int = BATCH_VALUES):
+    """Yield (rows, bhat, shat (one row when common), shat_alpha) tensors per row batch; with ``span`` only the
+    batches that overlap rows [start, stop), whole: the batches are fixed by the data, never by the span."""
     J, R = data.bhat.shape
     common = data.common_shat()
-    batches = list(row_batches(J, P, 1 if common else R + 1, budget=2 ** 24))
+    batches = [b for b in row_batches(J, P, 1 if common else R + 1, budget=budget)
+               if span is None or (b.start < span[1] and b.stop > span[0])]
     def t(x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, dtype=DTYPE, device=dev)
 
@@ -110,16 +117,30 @@ def compute_posterior(data: MashData, xU: np.ndarray, weights: np.ndarray, devic
     return MashPosterior.concat(parts)
 
 
-def fixg_posterior(data: MashData, xU: np.ndarray, pi: np.ndarray, device: str = "auto") -> tuple[MashPosterior, float]:
-    """Posteriors and total log-likelihood under fixed weights ``pi`` (> 0), one factorisation per pair."""
+def fixg_posterior(data: MashData, xU: np.ndarray, pi: np.ndarray, device: str = "auto",
+                   span: tuple[int, int] | None = None, budget: int = BATCH_VALUES) -> tuple[MashPosterior, np.ndarray]:
+    """Posteriors and per-effect marginal log-likelihoods under fixed weights ``pi`` (> 0), one factorisation per
+    pair, of every effect or of rows ``span`` = (start, stop) only.
+
+    Each row's numbers are those of the whole-table run to the bit: the rows are computed in the whole table's
+    batches (a batch's arithmetic -- vectorised loops, matrix products -- can depend on its size and a row's
+    place in it), so a span computes the batches it overlaps and keeps its rows. ``budget`` sizes the batches.
+    """
+    J = data.n_effects
+    start, stop = (0, J) if span is None else span
+    if not 0 <= start <= stop <= J:
+        raise ValueError(f"rows [{start}, {stop}) are not within the {J} effects")
     dev = resolve_device(device)
     U, V = torch.as_tensor(xU, dtype=DTYPE, device=dev), torch.as_tensor(data.V, dtype=DTYPE, device=dev)
     logpi = torch.log(torch.as_tensor(pi, dtype=DTYPE, device=dev))
-    parts, total = [], 0.0
-    for _, b, shat, sa in _batches(data, len(xU), dev):
+    parts, lls = [], []
+    for rows, b, shat, sa in _batches(data, len(xU), dev, (start, stop), budget):
         ll, mu1, var1 = component_moments(b, shat, V, U, data.common_shat())
         lw = ll + logpi
         norm = torch.logsumexp(lw, dim=1)
-        total += float((norm - torch.log(sa).sum(1)).sum())
-        parts.append(summarise(mu1, var1, torch.exp(lw - norm[:, None]), sa))
-    return MashPosterior.concat(parts), total
+        keep = max(start, rows.start) - rows.start, min(stop, rows.stop) - rows.start
+        lls.append((norm - torch.log(sa).sum(1)).cpu().numpy()[keep[0]:keep[1]])
+        parts.append(summarise(mu1, var1, torch.exp(lw - norm[:, None]), sa).rows(*keep))
+    if not parts:
+        return MashPosterior(*(np.empty((0, data.n_conditions)) for _ in FIELDS)), np.empty(0)
+    return MashPosterior.concat(parts), np.concatenate(lls)

@@ -74,14 +74,26 @@ def aucell(adata: AnnData, regulons: pd.DataFrame, *, layer: str | None = None, 
     """
     from ..device import resolve_device
 
-    genes_table = scoring_genes(regulons, k)
-    matrix = layer_matrix(adata, layer)
-    sigs = build_signatures(genes_table, adata.var_names, weighted=weighted)
-    cutoff = auc_cutoff(auc_threshold, adata.n_vars)
+    matrix, sigs, cutoff = _setup(adata, regulons, layer, k, auc_threshold, weighted)
     dev = str(resolve_device(device))
     t0 = time.perf_counter()
     auc = score_cells(matrix, adata.n_obs, sigs, cutoff, seed, batch_size, dev)
     elapsed = time.perf_counter() - t0
+    log.info("aucell: %d cells x %d regulons in %.2f s", adata.n_obs, len(sigs.names), elapsed)
+    return _annotate(adata, sigs, cutoff, auc, binarize_auc, dev, elapsed)
+
+
+def _setup(adata: AnnData, regulons: pd.DataFrame, layer, k, auc_threshold, weighted):
+    """(matrix, signatures, rank cutoff) of a scoring run."""
+    genes_table = scoring_genes(regulons, k)
+    matrix = layer_matrix(adata, layer)
+    sigs = build_signatures(genes_table, adata.var_names, weighted=weighted)
+    return matrix, sigs, auc_cutoff(auc_threshold, adata.n_vars)
+
+
+def _annotate(adata: AnnData, sigs, cutoff: int, auc: np.ndarray, binarize_auc: bool, dev: str,
+              elapsed: float) -> pd.DataFrame:
+    """Write the scores of every cell into ``adata`` (obsm, uns) as ``aucell`` documents; the AUC frame."""
     info = pd.DataFrame({"regulon": sigs.names, "n_genes": sigs.n_genes, "n_genes_in_data": sigs.n_present})
     if binarize_auc:
         info["threshold"], binary = binarize(auc)
@@ -92,5 +104,32 @@ def aucell(adata: AnnData, regulons: pd.DataFrame, *, layer: str | None = None, 
     adata.obsm[OBSM_KEY] = auc.astype(np.float32)
     adata.uns[NAMES_KEY] = np.asarray(sigs.names, dtype=object)
     adata.uns["aucell"] = {"report": report, "regulons": info}
-    log.info("aucell: %d cells x %d regulons in %.2f s", adata.n_obs, len(sigs.names), elapsed)
     return pd.DataFrame(auc, index=adata.obs_names.copy(), columns=pd.Index(sigs.names), copy=False)
+
+
+def aucell_cells(adata: AnnData, regulons: pd.DataFrame, start: int, stop: int, *, layer: str | None = None,
+                 k: int | None = 50, auc_threshold: float = 0.05, batch_size: int = 32, seed: int = 0,
+                 weighted: bool = False, device: str = "auto") -> tuple[pd.DataFrame, dict]:
+    """``aucell``'s scores of cells [start, stop) only, to the bit (a chunk of a split run; ``adata`` is left as it
+    is), and the run's report pieces (device, seconds)."""
+    from ..device import resolve_device
+
+    matrix, sigs, cutoff = _setup(adata, regulons, layer, k, auc_threshold, weighted)
+    dev = str(resolve_device(device))
+    t0 = time.perf_counter()
+    auc = score_cells(matrix, adata.n_obs, sigs, cutoff, seed, batch_size, dev, (start, stop))
+    elapsed = time.perf_counter() - t0
+    log.info("aucell: cells %d..%d x %d regulons in %.2f s", start, stop - 1, len(sigs.names), elapsed)
+    frame = pd.DataFrame(auc, index=adata.obs_names[start:stop].copy(), columns=pd.Index(sigs.names), copy=False)
+    return frame, {"device": dev, "seconds": elapsed}
+
+
+def aucell_from_scores(adata: AnnData, regulons: pd.DataFrame, auc: np.ndarray, *, k: int | None = 50,
+                       auc_threshold: float = 0.05, weighted: bool = False, binarize_auc: bool = False,
+                       device: str = "cpu", seconds: float = 0.0) -> pd.DataFrame:
+    """``aucell``'s results from the scores of every cell computed elsewhere (the chunks of a split run, in
+    order): the same annotations of ``adata`` (binarisation needs every cell, so it happens here) and frame."""
+    _, sigs, cutoff = _setup(adata, regulons, None, k, auc_threshold, weighted)
+    if auc.shape != (adata.n_obs, len(sigs.names)):
+        raise InputError(f"scores of shape {auc.shape}; expected {adata.n_obs} cells x {len(sigs.names)} regulons")
+    return _annotate(adata, sigs, cutoff, auc, binarize_auc, device, seconds)

@@ -40,28 +40,36 @@ def check_fittable(path, table: DaywiseTable, gridmult: float) -> None:
 
 
 def fit_daywise(table: DaywiseTable, settings: MashSettings, engine: str = "python", fixg: MashFit | None = None,
-                source: str | os.PathLike = "table") -> MashResult:
+                source: str | os.PathLike = "table", fit_only: bool = False,
+                span: tuple[int, int] | None = None) -> MashResult:
     """One mode on a validated table (the CLI's and the API's one call sequence); ``source`` names it in errors.
-    The R engine raises RuntimeError when R or mashr is missing or fails."""
+    ``fit_only``: the fit without posteriors (python engine); ``span`` = (start, stop): with ``fixg``, the
+    posteriors of those rows only, the same bits as in the whole run. The R engine raises RuntimeError when R or
+    mashr is missing or fails."""
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if fit_only and (engine != "python" or fixg is not None):
+        raise InputError("a fit without posteriors (chunked posteriors) needs the python engine and no fixg fit")
+    if span is not None and fixg is None:
+        raise InputError("posteriors of a span of the effects need a fit to reuse (fixg)")
     log.info("mash %s table %s (%d effects x %d days), mode %s, engine %s", table.kind, source, len(table.ids),
              len(table.days), settings.mode, engine)
     try:
         if fixg is not None:
             if fixg.conditions != table.days:
                 raise InputError(f"--fixg-fit was fitted on days {fixg.conditions}, the table has {table.days}")
-            res = run_fixg(table.bhat, table.shat, fixg, settings)
+            res = run_fixg(table.bhat, table.shat, fixg, settings, span)
         elif engine == "r":
             from ..shrink.engine_r import run_mash_r
             res = run_mash_r(table.bhat, table.shat, table.days, settings)
         else:
-            res = run_mash(table.bhat, table.shat, table.days, settings)
+            res = run_mash(table.bhat, table.shat, table.days, settings, posterior=not fit_only)
     except InputError:
         raise
     except ValueError as exc:
         raise InputError(f"{source}: {exc}") from exc
-    res.ids, res.days = table.ids, list(table.days)
+    res.ids = table.ids if span is None else table.ids.iloc[span[0]:span[1]]
+    res.days = list(table.days)
     return res
 
 
