@@ -207,3 +207,26 @@ def test_one_source_of_defaults():
     assert (p.rank_threshold, p.auc_threshold, p.nes_threshold, p.min_genes, p.merge_strategy, p.weighted_recovery) == (
         d["pruning_rank_threshold"], d["pruning_auc_threshold"], d["pruning_nes_threshold"], d["pruning_min_genes"],
         d["pruning_merge_strategy"], d["pruning_weighted_recovery"])
+
+
+def test_grn_max_cells_trains_on_a_seeded_sample_of_cells(sim):  # noqa: F811
+    """max_cells: RegDiffusion sees exactly the seeded sample (the same network as on those cells alone), the
+    report says how many cells it used, and a sample as large as the data changes nothing."""
+    from fatescope.regulons.grn import subsample_cells
+
+    adata = ad.read_h5ad(sim / "qc" / "cells.h5ad")
+    tfs = str(sim / "simulate" / "resources" / "tf_list.txt")
+    options = dict(n_steps=3, sparsity_threshold=0.0, seed=4, device="cpu")
+    rows = subsample_cells(adata.n_obs, 250, seed=4)
+    assert len(rows) == len(set(rows)) == 250 and (np.diff(rows) > 0).all()
+    assert np.array_equal(rows, subsample_cells(adata.n_obs, 250, seed=4))
+    assert not np.array_equal(rows, subsample_cells(adata.n_obs, 250, seed=5))
+    sampled = fs.tl.grn(adata, tfs=tfs, max_cells=250, **options)
+    assert adata.uns["grn"]["n_cells_used"] == 250 and adata.uns["grn"]["n_cells"] == adata.n_obs
+    alone = fs.tl.grn(adata[rows].copy(), tfs=tfs, max_cells=None, **options)
+    pd.testing.assert_frame_equal(sampled, alone, check_exact=True)
+    everything = fs.tl.grn(adata, tfs=tfs, max_cells=None, **options)
+    pd.testing.assert_frame_equal(fs.tl.grn(adata, tfs=tfs, max_cells=adata.n_obs, **options), everything, check_exact=True)
+    assert adata.uns["grn"]["n_cells_used"] == adata.n_obs
+    assert not sampled.equals(everything)
+    assert subsample_cells(100, None, 0) is None and subsample_cells(100, 100, 0) is None

@@ -123,7 +123,7 @@ def test_bad_chunks_are_input_errors(data, tmp_path):
     run(str(tmp_path / "renamed.h5ad"), regulons, outdir=str(tmp_path / "renamed1"), chunk_size=200, chunk=1, device="cpu")
     with pytest.raises(InputError, match="holds other cells than .* at 200..399: a chunk of a different input"):
         run(cells, regulons, outdir=out, gather=[folders[0], str(tmp_path / "renamed1"), folders[2]])
-    with pytest.raises(InputError, match="not an aucell chunk folder"):
+    with pytest.raises(InputError, match="not a chunk folder .expected a chunk folder holding aucell_chunk.json"):
         run(cells, regulons, outdir=out, gather=[str(root)])
     res = CliRunner().invoke(main, ["aucell", "--cells", cells, "--regulons", regulons, "--chunk", "0", "--outdir", out])
     assert res.exit_code == 1 and "give it with --chunk-size" in res.output

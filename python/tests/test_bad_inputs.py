@@ -267,7 +267,8 @@ UNREADABLE = {"missing": None, "empty": b"", "text": b"a,b\n1,2\n", "binary": b"
 STAGES = ("validate", "qc", "ambient", "integrate", "embed", "grn", "modules", "prune", "aucell", "fate-fit", "mash",
           "aggregate", "rank", "eval-recovery", "diagnostics")
 # stages whose file input is one of several options, none required: each way of giving it
-FILE_INPUT_CHOICES = {"qc": (("--input",), ("--merge",), ("--input", "--load-only"))}
+FILE_INPUT_CHOICES = {"qc": (("--input",), ("--merge",), ("--input", "--load-only")), "mash": (("--input",), ("--gather",)),
+                      "aucell": (("--cells", "--regulons"), ("--cells", "--regulons", "--gather"))}
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -122,7 +122,7 @@ def run(cells: str, regulons: str, outdir: str = "aucell", layer: str | None = a
 @click.option("--chunk", default=None, type=click.IntRange(min=0),
               help="Split task: score chunk K (0-based) of --chunk-size cells only; writes aucell_chunk.parquet and "
                    "aucell_chunk.json [default: score every cell].")
-@click.option("--gather", multiple=True, type=click.Path(exists=True),
+@click.option("--gather", multiple=True, type=click.Path(),
               help="Split task: the --chunk folders (repeat; any order) of the same --cells, --regulons and settings; "
                    "writes the standard outputs, checking that the chunks cover every cell once.")
 def command(**kwargs) -> None:

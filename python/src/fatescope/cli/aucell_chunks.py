@@ -72,9 +72,7 @@ def gather_scores(paths: list[str], adata: AnnData, table: pd.DataFrame, setting
     scoring = {k: settings[k] for k in SCORING}
     genes = genes_digest(adata)
     chunks = []
-    for folder in chunk_folders(paths, CHUNK):
-        if not (folder / CHUNK).is_file():
-            raise InputError(f"{folder}: not an aucell chunk folder (no {CHUNK})")
+    for folder in chunk_folders(paths, (CHUNK,)):
         chunks.append({**read_json(folder / CHUNK, FORMAT, "an aucell --chunk record"), "path": folder})
     for c in chunks:
         _check(c, adata, scoring, genes)

@@ -22,15 +22,17 @@ PACKAGES = ["regdiffusion", "torch", "numpy", "pandas", "anndata"]
 def run(cells: str, outdir: str = "grn", tf_list: str = api_default(grn, "tfs"),
         layer: str | None = api_default(grn, "layer"), n_steps: int = api_default(grn, "n_steps"),
         sparsity_threshold: float = api_default(grn, "sparsity_threshold"), n_runs: int = api_default(grn, "n_runs"),
-        seed: int = api_default(grn, "seed"), device: str = api_default(grn, "device")) -> Path:
+        seed: int = api_default(grn, "seed"), max_cells: int | None = api_default(grn, "max_cells"),
+        device: str = api_default(grn, "device")) -> Path:
     import torch
 
     adata = read_cells(cells, what="the qc stage's cells.h5ad", layer=layer)
     settings = dict(cells=cells, tf_list=tf_list, layer=layer, n_steps=n_steps, sparsity_threshold=sparsity_threshold,
-                    n_runs=n_runs, seed=seed, device=str(resolve_device(device)))
+                    n_runs=n_runs, seed=seed, max_cells=max_cells, device=str(resolve_device(device)))
     with staged_output(outdir, "grn", settings, PACKAGES) as tmp:
         edges, models = grn(adata, tfs=tf_list, layer=layer, n_steps=n_steps, sparsity_threshold=sparsity_threshold,
-                            n_runs=n_runs, seed=seed, device=device, log_dir=tmp / "regdiffusion_logs",
+                            n_runs=n_runs, seed=seed, max_cells=max_cells, device=device,
+                            log_dir=tmp / "regdiffusion_logs",
                             return_models=True)
         if edges.empty:
             raise InputError(f"no TF edge reached --sparsity-threshold {sparsity_threshold}; lower it or train longer")
@@ -57,7 +59,11 @@ def run(cells: str, outdir: str = "grn", tf_list: str = api_default(grn, "tfs"),
               help="Edges with weight below this are zeroed.")
 @click.option("--n-runs", default=api_default(grn, "n_runs"), type=click.IntRange(min=1),
               help="Ensemble of runs (seeds seed..seed+n-1) combined by mean weight; reports edge stability.")
-@click.option("--seed", default=api_default(grn, "seed"), type=int, help="Random seed of the first run.")
+@click.option("--seed", default=api_default(grn, "seed"), type=int,
+              help="Random seed of the first run (and of the cell sample of --max-cells).")
+@click.option("--max-cells", default=api_default(grn, "max_cells"), type=click.IntRange(min=1),
+              help="Train on a seeded uniform sample of this many cells when there are more (RegDiffusion holds the "
+                   "dense cells x genes matrix: ~30 GiB at 50,000 x 20,000).")
 @click.option("--device", default=api_default(grn, "device"), type=click.Choice(["auto", "cpu", "cuda"]),
               help="Training device.")
 def command(**kwargs) -> None:

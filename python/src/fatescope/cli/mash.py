@@ -190,7 +190,7 @@ def run(input: tuple[str, ...] | list[str] = (), outdir: str = "mash", mode: str
 @click.option("--fit-only", is_flag=True, default=False,
               help="Split task: fit every table and mode, write the *_fit.json files and the chunk plan "
                    "(mash_chunks.csv: kind, mode, chunk, start, stop, input, fit; mash_chunks.json), no posteriors.")
-@click.option("--gather", multiple=True, type=click.Path(exists=True),
+@click.option("--gather", multiple=True, type=click.Path(),
               help="Split task: the --fit-only folder and every --effect-chunk folder (repeat; any order); writes "
                    "the standard outputs, checking that the chunks cover every effect once.")
 def command(**kwargs) -> None:

@@ -68,13 +68,11 @@ def write_chunk(tmp: Path, outdir: str, path: str, table, res, fit_path: str, ch
 def _sort_folders(paths: list[str]) -> tuple[Path, dict, list[dict]]:
     """(fit folder, its plan, chunk records with their folder as ``path``)."""
     plans, chunks = [], []
-    for folder in chunk_folders(paths, f"{PLAN} or {CHUNK}"):
+    for folder in chunk_folders(paths, (PLAN, CHUNK)):
         if (folder / PLAN).is_file():
             plans.append((folder, read_json(folder / PLAN, PLAN_FORMAT, "a mash --fit-only plan")))
-        elif (folder / CHUNK).is_file():
+        else:  # chunk_folders: it holds one of the two
             chunks.append({**read_json(folder / CHUNK, CHUNK_FORMAT, "a mash --effect-chunk record"), "path": folder})
-        else:
-            raise InputError(f"{folder}: neither a mash --fit-only folder ({PLAN}) nor an --effect-chunk folder ({CHUNK})")
     if len(plans) != 1:
         raise InputError(f"--gather needs exactly one mash --fit-only folder, got {len(plans)}"
                          f"{': ' + ', '.join(str(f) for f, _ in plans) if plans else ''}")

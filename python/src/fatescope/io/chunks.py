@@ -78,12 +78,14 @@ def check_cover(chunks: list[dict], n: int, what: str, source: str) -> list[dict
     return [by_index[k][0] for k in range(expected)]
 
 
-def chunk_folders(paths, marker: str) -> list[Path]:
-    """The folders of ``paths`` (a folder, or a file in it), which must exist."""
+def chunk_folders(paths, markers: tuple[str, ...]) -> list[Path]:
+    """The chunk folders of ``paths`` (a folder, or a file in it), each holding one of the ``markers`` files;
+    else an InputError naming the path as given."""
     out = []
     for p in map(Path, paths):
         folder = p if p.is_dir() else p.parent
-        if not p.exists():
-            raise InputError(f"{p}: not found (expected a chunk folder holding {marker})")
+        if not p.exists() or not any((folder / m).is_file() for m in markers):
+            raise InputError(f"{p}: {'not found' if not p.exists() else 'not a chunk folder'} "
+                             f"(expected a chunk folder holding {' or '.join(markers)})")
         out.append(folder)
     return out

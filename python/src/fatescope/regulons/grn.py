@@ -33,6 +33,16 @@ class GRNParams:
     target_sum: float = 1e4
 
 
+def subsample_cells(n_cells: int, max_cells: int | None, seed: int) -> np.ndarray | None:
+    """Row indices (sorted) of a seeded uniform sample of ``max_cells`` of ``n_cells`` cells, or None when all
+    are kept. RegDiffusion trains on the dense cells x genes matrix; a sample bounds its memory."""
+    if max_cells is None or n_cells <= max_cells:
+        return None
+    if max_cells < 1:
+        raise InputError(f"max_cells={max_cells}: expected a number of cells >= 1, or None (all cells)")
+    return np.sort(np.random.default_rng(seed).choice(n_cells, size=max_cells, replace=False))
+
+
 def expression_matrix(counts, target_sum: float = 1e4) -> np.ndarray:
     """RegDiffusion's input: ``cells.preprocess.log_normalize`` (log1p of counts / cell total x target_sum,
     float32) densified; cells without counts are refused (RegDiffusion would train on empty rows)."""
