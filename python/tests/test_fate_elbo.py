@@ -21,11 +21,11 @@ def data():
     return FateData.from_encoding(encode(adata))
 
 
-@pytest.mark.parametrize("df", [3.0, 0.0])
+@pytest.mark.parametrize("df,null_sd", [(3.0, 0.1), (0.0, 0.1), (3.0, 0.0), (0.0, 0.0)])
 @pytest.mark.parametrize("use_guides", [True, False])
 @pytest.mark.parametrize("kind", ["structured", "map-meanfield"])
-def test_rsample_and_log_prior_match_the_distributions(data, df, use_guides, kind):
-    model = FateModel(data, Priors(effect_df=df), 5.0, use_guides)
+def test_rsample_and_log_prior_match_the_distributions(data, df, null_sd, use_guides, kind):
+    model = FateModel(data, Priors(effect_df=df, null_sd=null_sd), 5.0, use_guides)
     guide = make_guide(model, kind)
     with guide.params:
         guide.site_params()
@@ -39,7 +39,8 @@ def test_rsample_and_log_prior_match_the_distributions(data, df, use_guides, kin
         for name in draws:
             assert torch.equal(values[name], draws[name]), name
         torch.testing.assert_close(log_q, sum(d.log_prob(draws[n]) for n, d in dists.items()), rtol=1e-5, atol=1e-3)
-        torch.testing.assert_close(log_prior(model, values), sum(d.log_prob(values[n]) for n, d in model.prior().items()),
+        torch.testing.assert_close(log_prior(model, values), sum(d.log_prob(values[n]) for n, d in
+                                                                   model.prior(values.get("null_frac")).items()),
                                    rtol=1e-5, atol=1e-3)
 
 

@@ -68,6 +68,28 @@ def test_checkpoint_redraws_without_refit(fitted):
         np.testing.assert_allclose(post.theta_sd, npz["sd"], atol=1e-6)
 
 
+def test_checkpoint_from_before_the_two_group_prior_loads_as_one_group(fitted, tmp_path):
+    """A /3 checkpoint written before ``null_sd`` existed (no such prior, no null fraction) loads as the
+    one-group fit it was and redraws the same posterior; today's checkpoint keeps its null fraction."""
+    root = fitted[0]
+    ck = torch.load(root / "fit" / "fate_model.pt", weights_only=True)
+    meta = json.loads(ck["meta"])
+    assert meta["priors"]["null_sd"] == 0.1 and "null_frac.map" in ck["params"]
+    summary = json.loads((root / "fit" / "fit_summary.json").read_text())
+    assert all(0 < f < 1 for f in summary["point_estimates"]["null_frac"])
+    del meta["priors"]["null_sd"]
+    for key in ("params", "constraints"):
+        del ck[key]["null_frac.map"]
+    ck["meta"] = json.dumps(meta)
+    torch.save(ck, tmp_path / "old.pt")
+    model, guide, enc = checkpoint.load(tmp_path / "old.pt")
+    assert model.priors.null_sd == 0.0 and "null_frac" not in guide.point()
+    post = summarise(guide, model.data, enc, num_draws=200, seed=0)
+    with np.load(root / "fit" / "theta_posterior_summary.npz") as npz:
+        np.testing.assert_allclose(post.theta_mean, npz["mean"], atol=1e-6)
+        np.testing.assert_allclose(post.theta_sd, npz["sd"], atol=1e-6)
+
+
 def test_recovery(fitted, tmp_path):
     root = fitted[0]
     result = CliRunner().invoke(main, ["eval-recovery", "--theta-summary", str(root / "fit" / "theta_posterior_summary.npz"),

@@ -121,13 +121,15 @@ def test_block_lowrank_density_matches_dense_normal():
                                atol=1e-4, rtol=1e-5)
 
 
-def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_enc):
-    """J x reproduces the logits, J^T W J + prior equals autograd's Hessian of the log joint (z's t prior
-    by its conditional precision), and the Newton steps leave a near-zero gradient."""
+@pytest.mark.parametrize("null_sd", [0.0, 0.1])
+def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_enc, null_sd):
+    """J x reproduces the logits, J^T W J + prior equals autograd's Hessian of the log joint (the two-group
+    prior of z by its conditional precision, the expected inverse variance over its groups), and the
+    Newton steps leave a near-zero gradient."""
     from fatescope.fate import laplace
     sim, enc = sim_enc
-    res = fit(enc, Priors(effect_df=0.0), FitConfig(num_steps=150, min_steps=150, batch_size=256, likelihood_weight=20.0,
-                                                    device="cpu", posterior="guide"))
+    res = fit(enc, Priors(effect_df=0.0, null_sd=null_sd),
+              FitConfig(num_steps=150, min_steps=150, batch_size=256, likelihood_weight=20.0, device="cpu", posterior="guide"))
     model, data = res.model, res.model.data
     point = res.guide.point()
     x = laplace.flat_point(point, data)
@@ -138,7 +140,7 @@ def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_
     J = laplace.design(data, np.arange(data.n_cells), scales)
     np.testing.assert_allclose(J @ x.numpy(), eta.double().numpy().ravel(), atol=1e-5)
 
-    def neg_log_joint(flat):
+    def neg_log_joint(flat, with_z_prior=True):
         s = laplace.unflatten(flat, data)
         b = beta_table(theta_from_z(s["z"], point["tau"].double(), point["sigma_time"].double()),
                        delta_from_u(s["u"], point["sigma_guide"].double(), data), data)
@@ -146,12 +148,46 @@ def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_
                                 data.probs.double()).sum()
         p = model.priors
         prior = ((s["alpha"] ** 2).sum() / p.s_alpha ** 2 + (s["b"] ** 2).sum() / p.s_rep ** 2
-                 + (s["gamma"] ** 2).sum() / p.s_gamma ** 2 + (s["u"] ** 2).sum() + (s["z"] ** 2).sum()) / 2
+                 + (s["gamma"] ** 2).sum() / p.s_gamma ** 2 + (s["u"] ** 2).sum() + with_z_prior * (s["z"] ** 2).sum()) / 2
         return prior - model.w * ll
 
     H = laplace.precision(model, point, chunk=300)  # several chunks
-    exact = torch.autograd.functional.hessian(neg_log_joint, x).numpy()
+    if null_sd == 0:
+        exact = torch.autograd.functional.hessian(neg_log_joint, x).numpy()
+    else:
+        assert 0 < float(point["null_frac"].min()) and float(point["null_frac"].max()) < 1
+        exact = torch.autograd.functional.hessian(lambda f: neg_log_joint(f, False), x).numpy()
+        z = point["z"].double()
+        zprec = model.z_prior(point["null_frac"].double()).conditional_precision(z)
+        p_null = model.z_prior(point["null_frac"].double()).null_probability(z)
+        torch.testing.assert_close(zprec, p_null / null_sd ** 2 + (1 - p_null))  # Normal slab: precision 1
+        start = laplace._offsets(data)["z"]
+        exact[np.arange(start, start + z.numel()), np.arange(start, start + z.numel())] += (
+            zprec[..., None].expand(z.shape).reshape(-1).numpy())
     np.testing.assert_allclose(H, exact, rtol=1e-5, atol=1e-3 * np.abs(exact).max() * 1e-3)
     before = laplace.log_joint_grad(model, point).abs().max()
     after = laplace.log_joint_grad(model, laplace.LaplaceGuide(model, res.guide).fit().point()).abs().max()
     assert after < 1e-3 * before
+
+
+def test_two_group_effect_prior_is_the_mixture_of_its_groups():
+    """log_prob is log(pi N(0, s^2 I) + (1 - pi) MVT_df(0, I)) summed over genes x fates, null_probability the
+    posterior weight of the null group, and draws land in the null group at rate null_frac."""
+    from fatescope.fate.model import TwoGroupEffects
+    torch.manual_seed(0)
+    null_frac, s, shape = torch.tensor([0.8, 0.3], dtype=torch.float64), 0.1, (50, 2, 4)
+    z = torch.cat([0.1 * torch.randn(25, 2, 4, dtype=torch.float64), 2 * torch.randn(25, 2, 4, dtype=torch.float64)])
+    for df in (3.0, 0.0):
+        prior = TwoGroupEffects(null_frac, s, df, shape)
+        null = torch.distributions.MultivariateNormal(torch.zeros(4, dtype=torch.float64), s ** 2 * torch.eye(4, dtype=torch.float64))
+        slab = (torch.distributions.MultivariateNormal(torch.zeros(4, dtype=torch.float64), torch.eye(4, dtype=torch.float64))
+                if df == 0 else pyro.distributions.MultivariateStudentT(torch.tensor(df, dtype=torch.float64),
+                                                                        torch.zeros(4, dtype=torch.float64),
+                                                                        torch.eye(4, dtype=torch.float64)))
+        a, b = null_frac.log() + null.log_prob(z), (1 - null_frac).log() + slab.log_prob(z)
+        torch.testing.assert_close(prior.log_prob(z), torch.logaddexp(a, b).sum())
+        torch.testing.assert_close(prior.null_probability(z), torch.sigmoid(a - b))
+        assert prior.null_probability(z)[:25].mean() > 0.95 and prior.null_probability(z)[25:].mean() < 0.05
+    draws = TwoGroupEffects(null_frac, s, 3.0, (4000, 2, 4)).sample()
+    small = draws.pow(2).sum(-1) < 4 * 9 * s ** 2  # a null draw's |z| is ~2 s; a slab draw's ~2
+    np.testing.assert_allclose(small.double().mean(0).numpy(), null_frac.numpy(), atol=0.03)

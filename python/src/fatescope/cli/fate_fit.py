@@ -70,7 +70,7 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, fate_pro
         likelihood_weight: float | None = _default("likelihood_weight"), s_alpha: float = _default("s_alpha"),
         s_rep: float = _default("s_rep"), s_gamma: float = _default("s_gamma"), s_tau: float = _default("s_tau"),
         s_time: float = _default("s_time"), s_guide: float = _default("s_guide"), effect_df: float = _default("effect_df"),
-        k_max: int = _default("k_max"), fate_names: str | None = _default("fate_names"),
+        null_sd: float = _default("null_sd"), k_max: int = _default("k_max"), fate_names: str | None = _default("fate_names"),
         reference_fate: str = _default("reference_fate"), primary_fate: str = _default("primary_fate"),
         guide_key: str = _default("guide_key"), fate_prob_key: str = _default("fate_prob_key"), day_key: str = _default("day_key"),
         rep_key: str = _default("rep_key"), day_order: str | None = _default("day_order"),
@@ -128,6 +128,9 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, fate_pro
 @click.option("--s-guide", default=_default("s_guide"), type=click.FloatRange(min=0, min_open=True), help="HalfNormal scale of sigma_guide.")
 @click.option("--effect-df", default=_default("effect_df"), type=click.FloatRange(min=0),
               help="Degrees of freedom of the multivariate t prior of each gene x fate's effects over days (0 = Normal).")
+@click.option("--null-sd", default=_default("null_sd"), type=click.FloatRange(min=0),
+              help="Two-group effect prior: sd of the null group (in units of the random-walk scales; its weight "
+                   "is learned); 0 = one group, the t prior alone.")
 @click.option("--k-max", default=_default("k_max"), type=click.IntRange(min=1), help="Cells with more detected guides are dropped (count reported).")
 @click.option("--fate-names", default=_default("fate_names"), help="Comma-separated fate columns [default: the AnnData's uns fate_names].")
 @click.option("--reference-fate", default=_default("reference_fate"), help="Reference fate (its logit is 0).")

@@ -1,7 +1,7 @@
 """Variational families for the fate model.
 
 - ``structured`` (default): point estimates (MAP) of the scale hyperparameters tau, sigma_time,
-  sigma_guide; a full (F*D) x (F*D) normal per gene for z (days and fates jointly, so the
+  sigma_guide (and the two-group prior's null fraction); a full (F*D) x (F*D) normal per gene for z (days and fates jointly, so the
   random-walk posterior keeps its strong day-to-day correlations); mean-field normals for u and
   the nuisance terms. Avoids the spec's known trap (mean-field scales collapsing).
 - ``map-meanfield``: as structured but z mean-field (an ablation, for calibration studies).
@@ -27,7 +27,6 @@ from .state import ParamState, owns_params
 
 GUIDES = ("block-lowrank", "structured", "map-meanfield", "meanfield", "lowrank")
 POSTERIORS = ("laplace", "guide")
-SCALE_SITES = ("tau", "sigma_time", "sigma_guide")
 
 
 def initial_alpha(model: FateModel) -> torch.Tensor:
@@ -56,7 +55,11 @@ class StructuredGuide:
         inits = {"tau": lambda: torch.full((F,), 0.5 * p.s_tau, device=dev),
                  "sigma_time": lambda: torch.full((F, D - 1), 0.5 * p.s_time, device=dev),
                  "sigma_guide": lambda: torch.full((F,), 0.5 * p.s_guide, device=dev)}
-        return {k: pyro.param(f"{k}.map", v, constraint=constraints.positive) for k, v in inits.items()}
+        out = {k: pyro.param(f"{k}.map", v, constraint=constraints.positive) for k, v in inits.items()}
+        if p.null_sd > 0:  # the two-group prior's null fraction per fate, MAP like the scales
+            out["null_frac"] = pyro.param("null_frac.map", lambda: torch.full((F,), 0.5, device=dev),
+                                          constraint=constraints.unit_interval)
+        return out
 
     def site_params(self) -> dict[str, tuple[torch.Tensor, ...]]:
         """Per site, in sampling order: (MAP value,) of a scale, (loc, scale_tril) of z's per-gene block

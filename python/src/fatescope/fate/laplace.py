@@ -7,8 +7,8 @@ inverting gives the joint posterior covariance of every gene's effects, includin
 terms that the per-gene variational blocks leave out: with MOI ~5 each estimate leans on the
 co-carried guides of the other genes, and ignoring that made the hit genes' sds ~15% too small.
 The t priors of z and u enter through their conditional precisions, (df + D) / (df + |z|^2) and
-(df + 1) / (df + u^2) (the expected inverse scale of the normal scale mixture), which keeps the
-Hessian positive definite.
+(df + 1) / (df + u^2) (the expected inverse scale of the normal scale mixture), the two-group prior of
+z through the same expectation over its groups, which keeps the Hessian positive definite.
 """
 from __future__ import annotations
 
@@ -114,6 +114,14 @@ def unflatten(x: torch.Tensor, data: FateData) -> dict[str, torch.Tensor]:
     return out
 
 
+def z_prior(model: FateModel, point: dict[str, torch.Tensor], device) -> torch.distributions.Distribution:
+    """z's prior in float64 on ``device`` (two groups: at the MAP null fraction in ``point``)."""
+    pr, d = model.priors, model.data
+    if pr.null_sd > 0:
+        return model.z_prior(point["null_frac"].detach().double().to(device))
+    return effect_prior(pr.effect_df, (d.n_genes, d.n_fates, d.n_days), device)
+
+
 def log_joint_grad(model: FateModel, point: dict[str, torch.Tensor], chunk: int = 50000) -> torch.Tensor:
     """(P,) gradient of the log joint (all cells, scales fixed) with respect to the flat latent vector."""
     data, pr = model.data, model.priors
@@ -125,7 +133,7 @@ def log_joint_grad(model: FateModel, point: dict[str, torch.Tensor], chunk: int 
     total = -(sites["alpha"] ** 2).sum() / (2 * pr.s_alpha ** 2) - (sites["b"] ** 2).sum() / (2 * pr.s_rep ** 2) \
         - (sites["gamma"] ** 2).sum() / (2 * pr.s_gamma ** 2) \
         + deviation_prior(pr.effect_df, tuple(sites["u"].shape), x.device).log_prob(sites["u"]) \
-        + effect_prior(pr.effect_df, tuple(sites["z"].shape), x.device).log_prob(sites["z"])
+        + z_prior(model, point, x.device).log_prob(sites["z"])
     for start in range(0, data.n_cells, chunk):
         idx = torch.arange(start, min(start + chunk, data.n_cells), device=x.device)
         logits = cell_logits(idx, data, sites["alpha"], sites["b"], sites["gamma"], beta)
@@ -159,12 +167,14 @@ def precision(model: FateModel, point: dict[str, torch.Tensor], chunk: int = 500
                             np.full(F, pr.s_gamma ** -2.0)])
     z = point["z"].detach().double().cpu().numpy()
     u = point["u"].detach().double().cpu().numpy()
-    if pr.effect_df > 0:
+    if pr.null_sd > 0:
+        zprec = z_prior(model, point, "cpu").conditional_precision(torch.as_tensor(z)).numpy()[..., None]
+    elif pr.effect_df > 0:
         zprec = (pr.effect_df + data.n_days) / (pr.effect_df + (z ** 2).sum(-1, keepdims=True))
-        zprec = np.broadcast_to(zprec, z.shape).ravel()
-        uprec = ((pr.effect_df + 1) / (pr.effect_df + u ** 2)).ravel()
     else:
-        zprec, uprec = np.ones(z.size), np.ones(u.size)
+        zprec = np.ones(z.shape[:-1] + (1,))
+    zprec = np.broadcast_to(zprec, z.shape).ravel()
+    uprec = ((pr.effect_df + 1) / (pr.effect_df + u ** 2)).ravel() if pr.effect_df > 0 else np.ones(u.size)
     H[np.diag_indices(P)] += np.concatenate([prior, uprec, zprec])
     return H
 
@@ -213,6 +223,7 @@ class LaplaceGuide:
             eps = torch.randn(tril.shape[0], num, dtype=torch.float64, device=tril.device)
             x = pyro.param(LOC).double() + torch.linalg.solve_triangular(tril.T, eps, upper=True).T
             out = {k: v.to(data.probs.dtype) for k, v in unflatten(x, data).items()}
-            for name in ("tau", "sigma_time", "sigma_guide"):
-                out[name] = point[name].expand(num, *point[name].shape)
+            for name in ("tau", "sigma_time", "sigma_guide", "null_frac"):  # fixed at their MAP values
+                if name in point:
+                    out[name] = point[name].expand(num, *point[name].shape)
             return out
