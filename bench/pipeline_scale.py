@@ -10,6 +10,12 @@ stage is a child process measured as Nextflow's trace does); the simulation is t
 
     .venv/bin/python bench/pipeline_scale.py --out bench/pipeline_scale_200000.json
     .venv/bin/python bench/pipeline_scale.py --cells 20000 --work /tmp/scale20k -- --skip_diagnostics true
+
+On a real Nextflow runtime (on PATH), with the test profile's short fits; its embed_label_key
+('true_fate') names a column only simulated runs have, so another obs column stands in:
+
+    .venv/bin/python bench/pipeline_scale.py --work /tmp/scale_nf --out bench/pipeline_scale_nextflow_200000.json \
+        -- --engine nextflow -profile test --embed_assess false --embed_label_key day
 """
 from __future__ import annotations
 
