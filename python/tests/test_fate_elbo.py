@@ -65,3 +65,26 @@ def test_direct_steps_follow_pyros_svi(data, kind):
     assert par_a.keys() == par_b.keys()
     for k in par_a:
         torch.testing.assert_close(par_b[k], par_a[k], rtol=1e-4, atol=1e-5)
+
+
+def test_direct_steps_update_the_stores_current_tensors(data):
+    """After the first step DirectSVI reads the parameters directly; when the store holds other tensors
+    (a checkpoint's state was loaded), it looks them up again and trains those, not the old ones."""
+    model = FateModel(data, Priors(), 5.0)
+    guide = make_guide(model, "structured")
+    svi = DirectSVI(model, guide, FusedClippedAdam(0.01, 10.0))
+    gen = torch.Generator().manual_seed(0)
+    with guide.params:
+        for _ in range(3):
+            svi.step(torch.randperm(data.n_cells, generator=gen)[:128])
+        store = pyro.get_param_store()
+        old = dict(store.named_parameters())
+        state = store.get_state()
+        store.set_state({"params": {k: v.detach().clone().requires_grad_() for k, v in state["params"].items()},
+                         "constraints": state["constraints"]})
+        new = {k: v.detach().clone() for k, v in store.named_parameters()}
+        frozen = {k: v.detach().clone() for k, v in old.items()}
+        svi.step(torch.randperm(data.n_cells, generator=gen)[:128])
+        assert all(torch.equal(old[k], frozen[k]) for k in old)  # the replaced tensors are left alone
+        assert all(not torch.equal(v, new[k]) for k, v in store.named_parameters())  # the current ones moved
+        assert {name for name, _, _ in svi.params} == set(new)

@@ -9,7 +9,7 @@ import torch
 
 from fatescope.fate.encoding import encode
 from fatescope.fate.export import qc_delta_mean, qc_theta_beta_offset, summarise
-from fatescope.fate.fit import FitConfig, EpochBatches, fit, plateau_reached
+from fatescope.fate.fit import FitConfig, fit, plateau_reached
 from fatescope.fate.model import (FateData, FateModel, Priors, beta_table, cell_logits, delta_from_u, soft_cross_entropy,
                                   theta_from_z)
 from fatescope.fate.synthetic import simulated_cells
@@ -52,7 +52,7 @@ def test_logits_match_the_simulator(sim_enc):
     theta = torch.tensor(eff.theta, dtype=torch.float32)
     beta = beta_table(theta, delta, data)
     b = torch.tensor(eff.b, dtype=torch.float32)
-    got = cell_logits(torch.arange(enc.n_cells), data, torch.tensor(eff.alpha, dtype=torch.float32), b,
+    got = cell_logits(data.all_cells, torch.tensor(eff.alpha, dtype=torch.float32), b,
                       torch.tensor(eff.gamma, dtype=torch.float32), beta)
     burden = (sim.guides >= 0).sum(1)
     want = fate_logits(eff, sim.guides, sim.cells["day_index"].to_numpy(), sim.cells["replicate_index"].to_numpy(), burden.mean())
@@ -70,10 +70,7 @@ def test_model_trace_scales_by_plate(sim_enc):
     assert tr.nodes["z"]["value"].shape == (enc.n_genes, 2, 4) and tr.nodes["u"]["value"].shape == (enc.n_guides, 2)
 
 
-def test_epoch_batches_and_plateau():
-    b = EpochBatches(10, 4, seed=0, device=torch.device("cpu"))
-    seen = torch.cat([b.next() for _ in range(2)])
-    assert len(set(seen.tolist())) == 8  # without replacement within an epoch
+def test_plateau():
     assert plateau_reached([10.0, 9.0, 8.9995, 8.9994], rel_tol=1e-4, patience=2)
     assert not plateau_reached([10.0, 9.0, 8.0, 7.99], rel_tol=1e-4, patience=2)
 
@@ -135,7 +132,7 @@ def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_
     x = laplace.flat_point(point, data)
     beta = beta_table(theta_from_z(point["z"], point["tau"], point["sigma_time"]),
                       delta_from_u(point["u"], point["sigma_guide"], data), data)
-    eta = cell_logits(torch.arange(data.n_cells), data, point["alpha"], point["b"], point["gamma"], beta)[:, 1:]
+    eta = cell_logits(data.all_cells, point["alpha"], point["b"], point["gamma"], beta)[:, 1:]
     scales = {k: point[k].double().numpy() for k in ("tau", "sigma_time", "sigma_guide")}
     J = laplace.design(data, np.arange(data.n_cells), scales)
     np.testing.assert_allclose(J @ x.numpy(), eta.double().numpy().ravel(), atol=1e-5)
@@ -144,7 +141,7 @@ def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_
         s = laplace.unflatten(flat, data)
         b = beta_table(theta_from_z(s["z"], point["tau"].double(), point["sigma_time"].double()),
                        delta_from_u(s["u"], point["sigma_guide"].double(), data), data)
-        ll = soft_cross_entropy(cell_logits(torch.arange(data.n_cells), data, s["alpha"], s["b"], s["gamma"], b),
+        ll = soft_cross_entropy(cell_logits(data.all_cells, s["alpha"], s["b"], s["gamma"], b),
                                 data.probs.double()).sum()
         p = model.priors
         prior = ((s["alpha"] ** 2).sum() / p.s_alpha ** 2 + (s["b"] ** 2).sum() / p.s_rep ** 2

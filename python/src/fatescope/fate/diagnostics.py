@@ -56,7 +56,7 @@ def held_out_cross_entropy(result: FitResult, test: Encoding, use_guides: bool) 
     with torch.no_grad():
         if use_guides:
             beta = beta_table(theta_from_z(p["z"], p["tau"], p["sigma_time"]), delta_from_u(p["u"], p["sigma_guide"], data), data)
-            logits = cell_logits(idx, data, p["alpha"], p["b"], p["gamma"], beta)
+            logits = cell_logits(data.all_cells, p["alpha"], p["b"], p["gamma"], beta)
         else:
             logits = nuisance_logits(idx, data, p["alpha"], p["b"], p["gamma"])
         return float(-soft_cross_entropy(logits, data.probs).mean())

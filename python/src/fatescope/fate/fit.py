@@ -15,6 +15,7 @@ from pyro.optim import ClippedAdam
 
 from ..device import resolve_device
 from ..logs import get_logger, progress_bar
+from .batches import EpochBatches
 from .elbo import DirectSVI, FusedClippedAdam
 from .encoding import Encoding
 from .guides import make_guide
@@ -106,22 +107,6 @@ def estimate_likelihood_weight(data: FateData) -> float:
     return dispersion_weight(data.probs, pi)
 
 
-class EpochBatches:
-    """Seeded minibatch indices: consecutive slices of one permutation per epoch."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device):
-        self.n, self.b, self.device = n, min(batch_size, n), device
-        self.gen = torch.Generator().manual_seed(seed)
-        self.perm, self.pos = torch.empty(0, dtype=torch.long), n
-
-    def next(self) -> torch.Tensor:
-        if self.pos + self.b > self.n:
-            self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
-        out = self.perm[self.pos:self.pos + self.b]
-        self.pos += self.b
-        return out.to(self.device)
-
-
 def plateau_reached(window_means: list[float], rel_tol: float, patience: int) -> bool:
     """True when each of the last ``patience`` windows improved by less than rel_tol * |mean|."""
     if len(window_means) < patience + 1:
@@ -154,7 +139,7 @@ def _fit(enc: Encoding, priors: Priors, config: FitConfig, use_guides: bool) -> 
         svi = DirectSVI(model, guide, FusedClippedAdam(config.lr, config.clip_norm, lrd))
     else:
         svi = SVI(model, guide, ClippedAdam({"lr": config.lr, "clip_norm": config.clip_norm, "lrd": lrd}), Trace_ELBO())
-    batches = EpochBatches(data.n_cells, config.batch_size, config.seed, device)
+    batches = EpochBatches(data, config.batch_size, config.seed)
     result = FitResult(model, guide, np.empty(0), 0, None, model.w, 0.0, config)
     start = time.perf_counter()
     bar = progress_bar(config.num_steps, desc="fate-fit")
@@ -242,13 +227,12 @@ def _train(svi, data: FateData, batches: EpochBatches, config: FitConfig, losses
 
 
 def model_probabilities(result: FitResult, idx: torch.Tensor | None = None) -> torch.Tensor:
-    """(n, F + 1) fate probabilities of cells ``idx`` at the posterior point estimates."""
+    """(n, F + 1) fate probabilities of cells ``idx`` (all if None) at the posterior point estimates."""
     from .model import beta_table, cell_logits, delta_from_u, theta_from_z
     model, data = result.model, result.model.data
-    idx = torch.arange(data.n_cells, device=data.probs.device) if idx is None else idx
     p = result.guide.point()
     beta = None
     if model.use_guides:
         beta = beta_table(theta_from_z(p["z"], p["tau"], p["sigma_time"]), delta_from_u(p["u"], p["sigma_guide"], data), data)
     with torch.no_grad():
-        return torch.softmax(cell_logits(idx, data, p["alpha"], p["b"], p["gamma"], beta, model.use_guides), dim=-1)
+        return torch.softmax(cell_logits(data.as_cells(idx), p["alpha"], p["b"], p["gamma"], beta, model.use_guides), dim=-1)

@@ -23,7 +23,7 @@ from pyro.infer import autoguide
 from torch.distributions.transforms import ReshapeTransform
 
 from .model import FateModel
-from .state import ParamState, owns_params
+from .state import ParamReader, ParamState, owns_params
 
 GUIDES = ("block-lowrank", "structured", "map-meanfield", "meanfield", "lowrank")
 POSTERIORS = ("laplace", "guide")
@@ -37,7 +37,7 @@ def initial_alpha(model: FateModel) -> torch.Tensor:
     return ratio.T.contiguous()
 
 
-class StructuredGuide:
+class StructuredGuide(ParamReader):
     """Hand-written guide; ``distributions()`` is shared by SVI and posterior sampling."""
 
     def __init__(self, model: FateModel, block_z: bool = True, init_scale: float = 0.05, params: ParamState | None = None):
@@ -45,8 +45,8 @@ class StructuredGuide:
         self.params = params or ParamState()
 
     def _loc_sd(self, name: str, loc_init, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-        loc = pyro.param(f"{name}.loc", loc_init)
-        sd = pyro.param(f"{name}.scale", lambda: torch.full_like(loc_init(), scale), constraint=constraints.positive)
+        loc = self.param(f"{name}.loc", loc_init)
+        sd = self.param(f"{name}.scale", lambda: torch.full_like(loc_init(), scale), constraint=constraints.positive)
         return loc, sd
 
     def scales(self) -> dict[str, torch.Tensor]:
@@ -55,9 +55,9 @@ class StructuredGuide:
         inits = {"tau": lambda: torch.full((F,), 0.5 * p.s_tau, device=dev),
                  "sigma_time": lambda: torch.full((F, D - 1), 0.5 * p.s_time, device=dev),
                  "sigma_guide": lambda: torch.full((F,), 0.5 * p.s_guide, device=dev)}
-        out = {k: pyro.param(f"{k}.map", v, constraint=constraints.positive) for k, v in inits.items()}
+        out = {k: self.param(f"{k}.map", v, constraint=constraints.positive) for k, v in inits.items()}
         if p.null_sd > 0:  # the two-group prior's null fraction per fate, MAP like the scales
-            out["null_frac"] = pyro.param("null_frac.map", lambda: torch.full((F,), 0.5, device=dev),
+            out["null_frac"] = self.param("null_frac.map", lambda: torch.full((F,), 0.5, device=dev),
                                           constraint=constraints.unit_interval)
         return out
 
@@ -74,8 +74,8 @@ class StructuredGuide:
             return out
         out.update({name: (value,) for name, value in self.scales().items()})
         if self.block_z:
-            loc = pyro.param("z.loc", lambda: torch.zeros(L, F * D, device=dev))
-            tril = pyro.param("z.scale_tril", lambda: 0.1 * torch.eye(F * D, device=dev).expand(L, F * D, F * D).clone(),
+            loc = self.param("z.loc", lambda: torch.zeros(L, F * D, device=dev))
+            tril = self.param("z.scale_tril", lambda: 0.1 * torch.eye(F * D, device=dev).expand(L, F * D, F * D).clone(),
                               constraint=constraints.lower_cholesky)
             out["z"] = (loc, tril)
         else:
@@ -133,7 +133,7 @@ class StructuredGuide:
             dists = self.distributions()
             out = {name: d.mean.detach() for name, d in dists.items() if name != "z"}
             if "z" in dists:
-                loc = pyro.param("z.loc")
+                loc = self.param("z.loc")
                 out["z"] = (loc.reshape(dists["z"].event_shape) if self.block_z else loc).detach()
             return out
 

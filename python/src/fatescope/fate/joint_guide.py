@@ -18,7 +18,7 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
 
 from .model import FateModel
-from .state import ParamState, owns_params
+from .state import ParamReader, ParamState, owns_params
 
 
 class BlockLowRankNormal(TorchDistribution):
@@ -61,7 +61,7 @@ class BlockLowRankNormal(TorchDistribution):
         return -0.5 * (quad + logdet + n * math.log(2 * math.pi))
 
 
-class JointGuide:
+class JointGuide(ParamReader):
     """MAP scales + BlockLowRankNormal over [alpha, b, gamma, u, z]; ``draw``/``point`` as the other guides."""
 
     def __init__(self, model: FateModel, rank: int = 4, init_scale: float = 0.05, params: ParamState | None = None):
@@ -91,13 +91,13 @@ class JointGuide:
             loc[: a.numel()] = a
             return loc
 
-        loc = pyro.param("joint.loc", loc_init)
-        sd = pyro.param("joint.sd_diag", lambda: torch.full((self.n_diag,), self.init_scale, device=dev),
+        loc = self.param("joint.loc", loc_init)
+        sd = self.param("joint.sd_diag", lambda: torch.full((self.n_diag,), self.init_scale, device=dev),
                         constraint=constraints.positive)
-        tril = pyro.param("joint.z_tril", lambda: 0.1 * torch.eye(self.block, device=dev).expand(self.n_blocks, self.block,
+        tril = self.param("joint.z_tril", lambda: 0.1 * torch.eye(self.block, device=dev).expand(self.n_blocks, self.block,
                                                                                                  self.block).clone(),
                           constraint=constraints.lower_cholesky)
-        factor = pyro.param("joint.factor", lambda: 0.01 * torch.randn(n, self.rank, device=dev))
+        factor = self.param("joint.factor", lambda: 0.01 * torch.randn(n, self.rank, device=dev))
         return BlockLowRankNormal(loc, sd, tril, factor)
 
     def split(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -14,8 +14,10 @@ from functools import cached_property
 
 import pyro
 import pyro.distributions as dist
+import pyro.poutine as poutine
 import torch
 
+from .batches import CellBatch, GuideEntries
 from .encoding import Encoding
 
 
@@ -65,8 +67,28 @@ class FateData:
         return self.gene_guide_count.shape[0] - 1
 
     @cached_property
-    def entries(self) -> "GuideEntries":
+    def entries(self) -> GuideEntries:
         return GuideEntries.from_data(self)
+
+    @cached_property
+    def guides_per_gene(self) -> torch.Tensor:
+        """(L + 1, 1) float guides per gene, at least 1 (the divisor of the within-gene mean of u)."""
+        return self.gene_guide_count.clamp(min=1).float().unsqueeze(-1)
+
+    @cached_property
+    def group(self) -> torch.Tensor:
+        """(N,) day * n_replicates + replicate of each cell: its column of the nuisance table."""
+        return self.day * self.n_replicates + self.replicate
+
+    @cached_property
+    def all_cells(self) -> CellBatch:
+        return CellBatch.gather(self, torch.arange(self.n_cells, device=self.day.device))
+
+    def as_cells(self, batch: CellBatch | torch.Tensor | None) -> CellBatch:
+        """A minibatch as ``CellBatch``: given, gathered from cell indices, or all cells (None)."""
+        if batch is None:
+            return self.all_cells
+        return batch if isinstance(batch, CellBatch) else CellBatch.gather(self, batch)
 
     @classmethod
     def from_encoding(cls, enc: Encoding, device: str | torch.device = "cpu") -> "FateData":
@@ -84,48 +106,14 @@ class FateData:
             n_days=len(enc.days), n_replicates=len(enc.replicates))
 
 
-@dataclass
-class GuideEntries:
-    """The (cell, slot) pairs that can move a logit (guide id > 0, mask != 0) as compressed rows over cells.
-
-    Cell i's entries are ``ptr[i]:ptr[i + 1]``; ``rows`` is the row of (guide, day of the cell) in the
-    flat beta table, ``weight`` the mask value. With MOI ~5 of K_max = 20 slots this is a quarter of
-    the padded (cell, slot) grid, and the dominant gather of a training step shrinks with it; slots
-    with guide 0 (NTC, padding) hit beta's hard-zero row, so dropping them changes no logit.
-    """
-    ptr: torch.Tensor            # (N + 1,) int64
-    rows: torch.Tensor           # (nnz,) int64 (index_add with int32 indices is ~10x slower on the CPU)
-    weight: torch.Tensor | None  # (nnz,) float32, or None when every weight is 1 (the encoding's 0/1 mask)
-
-    @classmethod
-    def from_data(cls, data: "FateData") -> "GuideEntries":
-        keep = (data.guide_ids > 0) & (data.mask != 0)
-        count = keep.sum(1)
-        ptr = torch.zeros(data.n_cells + 1, dtype=torch.long, device=keep.device)
-        ptr[1:] = count.cumsum(0)
-        rows = data.guide_ids[keep].long() * data.n_days + data.day.repeat_interleave(count)
-        weight = data.mask[keep]
-        return cls(ptr, rows, None if bool((weight == 1).all()) else weight)
-
-    def select(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(position in ``idx``, table row, weight or None) of every entry of the cells ``idx``."""
-        start = self.ptr.index_select(0, idx)
-        count = self.ptr.index_select(0, idx + 1) - start
-        pos = torch.repeat_interleave(count)
-        first = torch.cumsum(count, 0) - count  # where each cell's entries begin in the selection
-        entry = torch.arange(pos.shape[0], device=pos.device) + (start - first).index_select(0, pos)
-        return pos, self.rows.index_select(0, entry), None if self.weight is None else self.weight.index_select(0, entry)
-
-
-def guide_effects(idx: torch.Tensor, data: FateData, beta: torch.Tensor) -> torch.Tensor:
-    """(F, B) sum over the guides of each cell ``idx`` of mask * beta[guide, :, day of the cell]."""
+def guide_effects(cells: CellBatch, beta: torch.Tensor) -> torch.Tensor:
+    """(F, B) sum over the guides of each cell of mask * beta[guide, :, day of the cell]."""
     n_fates = beta.shape[-2]
-    pos, rows, weight = data.entries.select(idx)
     flat = beta.permute(1, 0, 2).reshape(n_fates, -1)  # (F, (G + 1) * D): column guide * D + day
-    picked = flat.index_select(1, rows)
-    if weight is not None:
-        picked = picked * weight.to(flat.dtype)
-    return flat.new_zeros(n_fates, idx.shape[0]).index_add(1, pos, picked)
+    picked = flat.index_select(1, cells.rows)
+    if cells.weight is not None:
+        picked = picked * cells.weight.to(flat.dtype)
+    return flat.new_zeros(n_fates, cells.size).index_add(1, cells.pos, picked)
 
 
 def theta_from_z(z: torch.Tensor, tau: torch.Tensor, sigma_time: torch.Tensor) -> torch.Tensor:
@@ -139,17 +127,16 @@ def delta_from_u(u: torch.Tensor, sigma_guide: torch.Tensor, data: FateData) -> 
     gene = data.gene_of_guide[1:]
     sums = torch.zeros(*u.shape[:-2], data.n_genes + 1, u.shape[-1], dtype=u.dtype, device=u.device)
     sums = sums.index_add(-2, gene, u)
-    means = sums / data.gene_guide_count.clamp(min=1).to(u.dtype).unsqueeze(-1)
+    means = sums / data.guides_per_gene.to(u.dtype)
     return sigma_guide.unsqueeze(-2) * (u - means.index_select(-2, gene))
 
 
 def beta_table(theta: torch.Tensor, delta: torch.Tensor, data: FateData) -> torch.Tensor:
-    """(..., G + 1, F, D) guide effects with the hard zero in row 0 (NTC and padding)."""
+    """(..., G + 1, F, D) guide effects with the hard zero in row 0 (NTC and padding; the only guide id of gene 0)."""
     zero_gene = torch.zeros_like(theta[..., :1, :, :])
     theta0 = torch.cat([zero_gene, theta], dim=-3)
     delta0 = torch.cat([torch.zeros_like(delta[..., :1, :]), delta], dim=-2)
-    beta = theta0.index_select(-3, data.gene_of_guide) + delta0.unsqueeze(-1)
-    return beta * (data.gene_of_guide > 0).to(beta.dtype).view(-1, 1, 1)
+    return theta0.index_select(-3, data.gene_of_guide) + delta0.unsqueeze(-1)
 
 
 def center(b: torch.Tensor) -> torch.Tensor:
@@ -157,17 +144,17 @@ def center(b: torch.Tensor) -> torch.Tensor:
     return b - b.mean(dim=-1, keepdim=True)
 
 
-def cell_logits(idx: torch.Tensor, data: FateData, alpha, b, gamma, beta, use_guides: bool = True) -> torch.Tensor:
-    """(B, F + 1) logits of cells ``idx``; column 0 is the reference fate (0).
+def cell_logits(cells: CellBatch, alpha, b, gamma, beta, use_guides: bool = True) -> torch.Tensor:
+    """(B, F + 1) logits of ``cells``; column 0 is the reference fate (0).
 
     Built fates-first, (F + 1, B), and returned as a transposed view: on the CPU, torch's gathers and
-    softmax over a trailing dimension of 2 or 3 are several times slower than over a leading one.
+    softmax over a trailing dimension of 2 or 3 are several times slower than over a leading one. The
+    day and replicate terms come from one (F, D * R) table, one gather per cell.
     """
-    d = data.day.index_select(0, idx)
-    eta = (alpha.index_select(1, d) + center(b).index_select(1, data.replicate.index_select(0, idx))
-           + gamma[:, None] * data.burden_centered.index_select(0, idx))
+    table = (alpha.unsqueeze(-1) + center(b).unsqueeze(-2)).reshape(alpha.shape[0], -1)  # column day * R + replicate
+    eta = table.index_select(1, cells.group) + gamma[:, None] * cells.burden
     if use_guides:
-        eta = eta + guide_effects(idx, data, beta)
+        eta = eta + guide_effects(cells, beta)
     return torch.cat([torch.zeros_like(eta[:1]), eta], dim=0).T
 
 
@@ -296,16 +283,19 @@ class FateModel:
             out[name] = pyro.sample(name, self.z_prior(out["null_frac"]) if name == "z" and "null_frac" in out else d)
         return out
 
-    def log_likelihood(self, idx: torch.Tensor, g: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B,) weighted soft-label log-likelihood of cells ``idx`` given the global sites ``g``."""
+    def log_likelihood(self, cells: CellBatch, g: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) weighted soft-label log-likelihood of ``cells`` given the global sites ``g``."""
         data, beta = self.data, None
         if self.use_guides:
             beta = beta_table(theta_from_z(g["z"], g["tau"], g["sigma_time"]), delta_from_u(g["u"], g["sigma_guide"], data),
                               data)
-        logits = cell_logits(idx, data, g["alpha"], g["b"], g["gamma"], beta, self.use_guides)
-        return self.w * soft_cross_entropy(logits, data.probs.index_select(0, idx))
+        logits = cell_logits(cells, g["alpha"], g["b"], g["gamma"], beta, self.use_guides)
+        return self.w * soft_cross_entropy(logits, cells.probs.T)
 
-    def __call__(self, batch: torch.Tensor | None = None) -> None:
+    def __call__(self, batch: CellBatch | torch.Tensor | None = None) -> None:
+        """The model on a minibatch (``CellBatch`` or cell indices; all cells if None), its likelihood
+        scaled by N / B."""
         g = self.globals()
-        with pyro.plate("cells", self.data.n_cells, subsample=batch) as idx:
-            pyro.factor("soft_labels", self.log_likelihood(idx, g))
+        cells = self.data.as_cells(batch)
+        with poutine.scale(scale=self.data.n_cells / cells.size):
+            pyro.factor("soft_labels", self.log_likelihood(cells, g).sum())

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import pyro
 import pyro.util
 import torch
+from pyro.distributions import constraints
 
 # one entry per active ``with state:``: (that state, the state active before it or None, the caller's own params)
 _STACK: list[tuple[ParamState, ParamState | None, dict | None]] = []
@@ -52,6 +53,19 @@ class ParamState:
         """The parameters as ``pyro.get_param_store().get_state()`` gives them (current even inside ``with``)."""
         with self:
             return pyro.get_param_store().get_state()
+
+
+class ParamReader:
+    """Guides read their parameters through ``self.param``: from pyro's store (``pyro.param``), or, while
+    ``direct`` is set (a ``DirectSVI`` step), from the constrained values that step computed from the
+    store's own tensors. At the usual sizes pyro's per-read machinery (effect handlers, transforms,
+    weakrefs) cost more than a training step's arithmetic on the guide's parameters."""
+    direct: dict[str, torch.Tensor] | None = None
+
+    def param(self, name: str, init=None, constraint: constraints.Constraint = constraints.real) -> torch.Tensor:
+        if self.direct is not None:
+            return self.direct[name]
+        return pyro.param(name, init, constraint=constraint)
 
 
 def owns_params(method):
