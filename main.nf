@@ -111,8 +111,9 @@ workflow {
 
     // QC in two steps: each sample loaded in its own task (its files staged there, once), then one
     // merge task joins and filters them in sample order -- the same qc/ as one task over the whole sheet
-    // (the guide map and the validation gate as value channels: every sample's task reads them)
-    QC_LOAD(ch_rows, ch_guide_map.first(), VALIDATE.out.samplesheet.first())
+    // (the guide map and the validation gate as value channels: every sample's task reads them; the
+    // guide map is one in both branches, SIMULATE's inputs being value channels)
+    QC_LOAD(ch_rows, ch_guide_map, VALIDATE.out.samplesheet.first())
     ch_versions = ch_versions.mix(QC_LOAD.out.versions.first())  // the same tools in every sample's task
 
     QC(QC_LOAD.out.h5ad.toSortedList { a, b -> a[0].id <=> b[0].id }.map { loaded -> loaded.collect { sample -> sample[1] } },

@@ -71,7 +71,7 @@ def _make_negative_workspace(root: Path) -> None:
           validate.replace("${args}\n", "${args} ${no_such_variable}\n", 1), validate)
     write("broken_include_name.nf", main.replace("include { QC       }", "include { QC_TYPO  }"), main)
     write("broken_include_path.nf", main.replace("'./modules/local/qc'", "'./modules/local/qc_missing'"), main)
-    write("broken_channel.nf", main.replace("QC_LOAD(ch_rows, ch_guide_map.first(),", "QC_LOAD(ch_rows, ch_guide_mapp.first(),"), main)
+    write("broken_channel.nf", main.replace("QC_LOAD(ch_rows, ch_guide_map,", "QC_LOAD(ch_rows, ch_guide_mapp,"), main)
     modules_cfg = (CONF / "modules.config").read_text()
     write("conf/broken.config", modules_cfg.replace("withName: 'VALIDATE' {", "withName: 'VALIDATE' {{"), modules_cfg)
     base_cfg = (CONF / "base.config").read_text()
