@@ -9,10 +9,14 @@ against the truth, and scores mash (conservative) + rank calls day by day for ev
     .venv/bin/python bench/fate_calibration.py --seeds 1 2 3 --out bench/fate_calibration_results.json
     .venv/bin/python bench/fate_calibration.py --before ...     # the defaults before issue 14 (Normal priors, guide sds)
     .venv/bin/python bench/fate_calibration.py --one-group ...  # t priors without the null group (--null-sd 0)
+    .venv/bin/python bench/fate_calibration.py --no-efficiency ...  # without guide efficiencies (--s-eff 0)
+    .venv/bin/python bench/fate_calibration.py --merge a.json b.json --out all.json  # pool runs made in parallel
 
 The output ends with ``pooled``: per generator, coverage over every effect of every seed (one
 realisation's coverage of ~110-170 nonzero effects, correlated within genes, moves by +-0.04 from
-seed to seed, so the bar is read on the pool).
+seed to seed, so the bar is read on the pool), day-wise recall, and the recall of the clear hits
+(|theta| >= 0.3; the calling rule needs P(|theta| >= 0.2) >= 0.9, so hits just above 0.2 are found
+only when their estimate lands well above it).
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import json
 import tempfile
 import time
 from pathlib import Path
+
+CLEAR = 0.3  # |theta| of the hits scored as "clear" (the truth threshold and the calling rule's is 0.2)
 
 
 def simulate(kind: str, seed: int, n_cells: int, n_genes: int):
@@ -45,12 +51,27 @@ def calls_by_day(post, truth, folder: Path) -> dict:
         gene_table(post, fate).to_csv(folder / f"gene_{fate}.csv", index=False)
         mash.run([str(folder / f"gene_{fate}.csv")], outdir=str(folder / fate / "mash"), mode="conservative", device="cpu")
         rank.run(str(folder / fate / "mash" / "mash_gene_conservative.csv"), outdir=str(folder / fate / "rank"))
-        m = hit_metrics(pd.read_csv(folder / fate / "rank" / "hits_ranked.csv"), truth, fate)
+        hits = pd.read_csv(folder / fate / "rank" / "hits_ranked.csv")
+        m = hit_metrics(hits, truth, fate)
         out[fate] = {day: {k: v[k] for k in ("tp", "fp", "fn", "recall")} for day, v in m["by_day"].items()}
+        clear = clear_hits_found(hits, truth, fate)
+        for day in out[fate]:
+            out[fate][day]["clear"] = clear.get(day, [0, 0])
     return out
 
 
-def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_group: bool = False) -> dict:
+def clear_hits_found(hits, truth, fate: str) -> dict:
+    """Per day, [called, all] among the hits clear of the calling threshold (|theta| >= CLEAR): a daywise
+    call needs P(|theta| >= 0.2) >= 0.9, so a true effect just above 0.2 is called only when its
+    estimate lands ~1.3 sd above it."""
+    called = hits.assign(gene=hits["gene"].astype(str)).set_index("gene")
+    t = truth[(truth["fate"].astype(str) == fate) & (truth["theta"].abs() >= CLEAR)]
+    return {day: [int(called.loc[grp["gene"].astype(str), f"hit_{day}"].astype(bool).sum()), len(grp)]
+            for day, grp in t.groupby(t["day"].astype(str))}
+
+
+def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_group: bool = False,
+         no_efficiency: bool = False) -> dict:
     import torch
 
     from fatescope.fate.encoding import encode
@@ -61,7 +82,8 @@ def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_gro
     torch.set_num_threads(1)
     adata, truth = simulate(kind, seed, n_cells, n_genes)
     enc = encode(adata, None)
-    priors = Priors(effect_df=0.0, null_sd=0.0) if before else Priors(null_sd=0.0) if one_group else Priors()
+    priors = Priors(effect_df=0.0, null_sd=0.0, s_eff=0.0) if before else Priors(null_sd=0.0, s_eff=0.0) if one_group \
+        else Priors(s_eff=0.0) if no_efficiency else Priors()
     config = FitConfig(device="cpu", posterior="guide" if before else "laplace")
     cpu, wall = time.process_time(), time.perf_counter()
     result = fit(enc, priors, config)
@@ -76,8 +98,9 @@ def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_gro
               for day in calls[post.fates[0]]}
     point = result.guide.point()
     return {"generator": kind, "seed": seed, "n_cells": n_cells, "n_genes": n_genes,
-            "defaults": "before" if before else "one-group" if one_group else "current",
+            "defaults": "before" if before else "one-group" if one_group else "no-efficiency" if no_efficiency else "current",
             "null_frac": point["null_frac"].tolist() if "null_frac" in point else None,
+            "sigma_eff": float(point["sigma_eff"]) if "sigma_eff" in point else None,
             "counts": {"nonzero": [int(covered[nonzero].sum()), int(nonzero.sum())],
                        "null": [int(covered[~nonzero].sum()), int((~nonzero).sum())]},
             "steps": result.steps, "fit_cpu_s": round(cpu, 1), "fit_wall_s": round(wall, 1), "notes": result.notes,
@@ -85,6 +108,29 @@ def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_gro
             "pearson_r": m["overall"]["pearson_r"],
             "by_day": {d: [v["coverage_nonzero"], v["coverage_null"]] for d, v in m["by_day"].items()},
             "daywise_recall_pooled": pooled, "calls": calls}
+
+
+def day_recall(rows: list[dict], day: str) -> float:
+    calls = [r["calls"][f][day] for r in rows for f in r["calls"]]
+    return sum(c["tp"] for c in calls) / max(1, sum(c["tp"] + c["fn"] for c in calls))
+
+
+def clear_recall(rows: list[dict], day: str) -> float:
+    found = [r["calls"][f][day]["clear"] for r in rows for f in r["calls"]]
+    return sum(c for c, _ in found) / max(1, sum(n for _, n in found))
+
+
+def pool(rows: list[dict]) -> dict:
+    """Coverage, day-wise recall and clear-hit recall over every effect of ``rows`` (one generator)."""
+    out = {group: sum(r["counts"][group][0] for r in rows) / sum(r["counts"][group][1] for r in rows)
+           for group in ("nonzero", "null")}
+    days = list(rows[0]["calls"][next(iter(rows[0]["calls"]))])
+    out["day0_recall"] = day_recall(rows, "d0")
+    out["recall"] = {d: day_recall(rows, d) for d in days}
+    if all("clear" in r["calls"][f][d] for r in rows for f in r["calls"] for d in days):
+        out["clear_recall"] = {d: clear_recall(rows, d) for d in days}
+    out["seeds"] = [r["seed"] for r in rows]
+    return out
 
 
 def main() -> None:
@@ -95,19 +141,17 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=100)
     parser.add_argument("--before", action="store_true", help="the defaults before issue 14 (Normal priors, the guide's sds)")
     parser.add_argument("--one-group", action="store_true", help="t priors without the null group (--null-sd 0)")
+    parser.add_argument("--no-efficiency", action="store_true", help="the current defaults without guide efficiencies (--s-eff 0)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="pool the cases of earlier outputs (e.g. seeds run in parallel) instead of fitting")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    rows = [case(kind, seed, args.cells, args.genes, args.before, args.one_group)
-            for kind in args.generators for seed in args.seeds]
-    pooled = {}
-    for kind in args.generators:
-        mine = [r for r in rows if r["generator"] == kind]
-        pooled[kind] = {group: sum(r["counts"][group][0] for r in mine) / sum(r["counts"][group][1] for r in mine)
-                        for group in ("nonzero", "null")}
-        pooled[kind]["day0_recall"] = (sum(r["calls"][f]["d0"]["tp"] for r in mine for f in r["calls"])
-                                       / max(1, sum(r["calls"][f]["d0"]["tp"] + r["calls"][f]["d0"]["fn"]
-                                                    for r in mine for f in r["calls"])))
-        pooled[kind]["seeds"] = [r["seed"] for r in mine]
+    if args.merge:
+        rows = [r for f in args.merge for r in json.loads(Path(f).read_text())["cases"]]
+    else:
+        rows = [case(kind, seed, args.cells, args.genes, args.before, args.one_group, args.no_efficiency)
+                for kind in args.generators for seed in args.seeds]
+    pooled = {kind: pool([r for r in rows if r["generator"] == kind]) for kind in dict.fromkeys(r["generator"] for r in rows)}
     text = json.dumps({"cases": rows, "pooled": pooled}, indent=1, default=float)
     if args.out:
         Path(args.out).write_text(text)

@@ -117,8 +117,9 @@ def _numeric_strings(out: Path) -> None:
 def _guide_posterior_normal_prior(out: Path) -> None:
     params = yaml.safe_load((out / "fate" / "params.yaml").read_text())
     assert params["posterior"] == "guide" and float(params["effect_df"]) == 0.0 and float(params["null_sd"]) == 0.0, params
+    assert float(params["s_eff"]) == 0.0, params
     summary = json.loads((out / "fate" / "fit_summary.json").read_text())
-    assert "null_frac" not in summary["point_estimates"], summary["point_estimates"].keys()
+    assert {"null_frac", "sigma_eff"}.isdisjoint(summary["point_estimates"]), summary["point_estimates"].keys()
     assert (out / "fate" / "gene_daywise_for_mash.csv").is_file()
 
 
@@ -185,7 +186,8 @@ MATRIX: tuple[Combo, ...] = (
     Combo("plot-keys-without-leiden", {"embed_plot_keys": "batch,day"}, check=_plots_without_leiden),
     Combo("ambient", {"run_ambient": "true"}, check=_ambient),
     *(_skipping(branch) for branch in BRANCHES),
-    Combo("fate-guide-posterior-normal-prior", {"fate_posterior": "guide", "fate_effect_df": "0", "fate_null_sd": "0"},
+    Combo("fate-guide-posterior-normal-prior", {"fate_posterior": "guide", "fate_effect_df": "0", "fate_null_sd": "0",
+                                                "fate_s_eff": "0"},
           check=_guide_posterior_normal_prior),
     Combo("mash-conservative", {"mash_mode": "conservative"}, check=_conservative_only),
     # Nextflow splits aucell over chunks of 120 cells and the mash posteriors over chunks of 4 effects

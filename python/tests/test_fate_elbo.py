@@ -21,11 +21,11 @@ def data():
     return FateData.from_encoding(encode(adata))
 
 
-@pytest.mark.parametrize("df,null_sd", [(3.0, 0.1), (0.0, 0.1), (3.0, 0.0), (0.0, 0.0)])
+@pytest.mark.parametrize("df,null_sd,s_eff", [(3.0, 0.1, 0.3), (0.0, 0.1, 0.0), (3.0, 0.0, 0.3), (0.0, 0.0, 0.0)])
 @pytest.mark.parametrize("use_guides", [True, False])
 @pytest.mark.parametrize("kind", ["structured", "map-meanfield"])
-def test_rsample_and_log_prior_match_the_distributions(data, df, null_sd, use_guides, kind):
-    model = FateModel(data, Priors(effect_df=df, null_sd=null_sd), 5.0, use_guides)
+def test_rsample_and_log_prior_match_the_distributions(data, df, null_sd, s_eff, use_guides, kind):
+    model = FateModel(data, Priors(effect_df=df, null_sd=null_sd, s_eff=s_eff), 5.0, use_guides)
     guide = make_guide(model, kind)
     with guide.params:
         guide.site_params()

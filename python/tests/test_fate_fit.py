@@ -92,6 +92,28 @@ def test_checkpoint_from_before_the_two_group_prior_loads_as_one_group(fitted, t
         np.testing.assert_allclose(post.theta_sd, npz["sd"], atol=1e-6)
 
 
+def test_checkpoint_from_before_guide_efficiencies_loads_without_them(fitted, tmp_path):
+    """A checkpoint written before ``s_eff`` existed (a fit without efficiencies; its priors lack the key)
+    loads with s_eff 0 and redraws the same posterior; today's default fit carries sigma_eff and v."""
+    import fatescope as fs
+    root, adata, _ = fitted
+    ck = torch.load(root / "fit" / "fate_model.pt", weights_only=True)
+    assert json.loads(ck["meta"])["priors"]["s_eff"] == 0.3 and {"sigma_eff.map", "v.loc", "v.scale"} <= set(ck["params"])
+    small = fs.tl.fate_fit(adata, s_eff=0.0, num_steps=300, min_steps=300, plateau_window=100, num_draws=100, device="cpu")
+    small.save(tmp_path / "new.pt")
+    ck = torch.load(tmp_path / "new.pt", weights_only=True)
+    meta = json.loads(ck["meta"])
+    assert "sigma_eff.map" not in ck["params"] and "sigma_eff" not in small.summary["point_estimates"]
+    del meta["priors"]["s_eff"]
+    ck["meta"] = json.dumps(meta)
+    torch.save(ck, tmp_path / "old.pt")
+    model, guide, enc = checkpoint.load(tmp_path / "old.pt")
+    assert model.priors.s_eff == 0.0 and "v" not in guide.point()
+    post = summarise(guide, model.data, enc, num_draws=100, seed=0)
+    np.testing.assert_allclose(post.theta_mean, small.posterior.theta_mean, atol=1e-6)
+    np.testing.assert_allclose(post.theta_sd, small.posterior.theta_sd, atol=1e-6)
+
+
 def test_recovery(fitted, tmp_path):
     root = fitted[0]
     result = CliRunner().invoke(main, ["eval-recovery", "--theta-summary", str(root / "fit" / "theta_posterior_summary.npz"),

@@ -125,7 +125,7 @@ def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_
     Newton steps leave a near-zero gradient."""
     from fatescope.fate import laplace
     sim, enc = sim_enc
-    res = fit(enc, Priors(effect_df=0.0, null_sd=null_sd),
+    res = fit(enc, Priors(effect_df=0.0, null_sd=null_sd, s_eff=0.0),
               FitConfig(num_steps=150, min_steps=150, batch_size=256, likelihood_weight=20.0, device="cpu", posterior="guide"))
     model, data = res.model, res.model.data
     point = res.guide.point()
@@ -162,6 +162,37 @@ def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_
         exact[np.arange(start, start + z.numel()), np.arange(start, start + z.numel())] += (
             zprec[..., None].expand(z.shape).reshape(-1).numpy())
     np.testing.assert_allclose(H, exact, rtol=1e-5, atol=1e-3 * np.abs(exact).max() * 1e-3)
+    before = laplace.log_joint_grad(model, point).abs().max()
+    after = laplace.log_joint_grad(model, laplace.LaplaceGuide(model, res.guide).fit().point()).abs().max()
+    assert after < 1e-3 * before
+
+
+def test_laplace_with_guide_efficiencies_uses_the_jacobian_of_the_bilinear_logits(sim_enc):
+    """With guide efficiencies the logits are bilinear in z and v: ``design`` is autograd's Jacobian of the
+    logits at the point (including the v columns), and the Gauss-Newton steps reach the mode."""
+    from fatescope.fate import laplace
+    from fatescope.fate.model import effects_table
+    sim, enc = sim_enc
+    res = fit(enc, Priors(), FitConfig(num_steps=150, min_steps=150, batch_size=256, likelihood_weight=20.0, device="cpu",
+                                       posterior="guide"))
+    model, data = res.model, res.model.data
+    point = res.guide.point()
+    point["v"], point["sigma_eff"] = torch.randn(data.n_guides, generator=torch.Generator().manual_seed(0)), torch.tensor([0.2])
+    x = laplace.flat_point(point, data)
+    assert x.numel() == laplace.n_latents(data, True) == laplace.n_latents(data) + data.n_guides
+    scales = {k: point[k].double() for k in laplace.SCALES}
+
+    def logits(flat):
+        b = effects_table({**scales, **laplace.unflatten(flat, data, True)}, data)
+        s = laplace.unflatten(flat, data, True)
+        return cell_logits(data.all_cells, s["alpha"], s["b"], s["gamma"], b)[:, 1:].reshape(-1)
+
+    exact = torch.autograd.functional.jacobian(logits, x).numpy()
+    efficiency = (laplace.efficiency_from_v(point["v"], point["sigma_eff"], data).double().numpy(),
+                  theta_from_z(point["z"], point["tau"], point["sigma_time"]).double().numpy())
+    J = laplace.design(data, np.arange(data.n_cells), {k: v.numpy() for k, v in scales.items()}, efficiency).toarray()
+    np.testing.assert_allclose(J, exact, atol=1e-6)
+    assert np.abs(J[:, -data.n_guides:]).max() > 0.01  # the v columns are not trivially zero
     before = laplace.log_joint_grad(model, point).abs().max()
     after = laplace.log_joint_grad(model, laplace.LaplaceGuide(model, res.guide).fit().point()).abs().max()
     assert after < 1e-3 * before

@@ -70,7 +70,8 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, fate_pro
         likelihood_weight: float | None = _default("likelihood_weight"), s_alpha: float = _default("s_alpha"),
         s_rep: float = _default("s_rep"), s_gamma: float = _default("s_gamma"), s_tau: float = _default("s_tau"),
         s_time: float = _default("s_time"), s_guide: float = _default("s_guide"), effect_df: float = _default("effect_df"),
-        null_sd: float = _default("null_sd"), k_max: int = _default("k_max"), fate_names: str | None = _default("fate_names"),
+        null_sd: float = _default("null_sd"), s_eff: float = _default("s_eff"), k_max: int = _default("k_max"),
+        fate_names: str | None = _default("fate_names"),
         reference_fate: str = _default("reference_fate"), primary_fate: str = _default("primary_fate"),
         guide_key: str = _default("guide_key"), fate_prob_key: str = _default("fate_prob_key"), day_key: str = _default("day_key"),
         rep_key: str = _default("rep_key"), day_order: str | None = _default("day_order"),
@@ -131,6 +132,9 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, fate_pro
 @click.option("--null-sd", default=_default("null_sd"), type=click.FloatRange(min=0),
               help="Two-group effect prior: sd of the null group (in units of the random-walk scales; its weight "
                    "is learned); 0 = one group, the t prior alone.")
+@click.option("--s-eff", default=_default("s_eff"), type=click.FloatRange(min=0),
+              help="Guide efficiencies: each guide's effect is (1 + e_g) x its gene's effect, e_g mean zero within "
+                   "the gene, spread sigma_eff ~ HalfNormal(this); 0 = no efficiency term (additive deviations only).")
 @click.option("--k-max", default=_default("k_max"), type=click.IntRange(min=1), help="Cells with more detected guides are dropped (count reported).")
 @click.option("--fate-names", default=_default("fate_names"), help="Comma-separated fate columns [default: the AnnData's uns fate_names].")
 @click.option("--reference-fate", default=_default("reference_fate"), help="Reference fate (its logit is 0).")

@@ -111,8 +111,10 @@ def load_parts(ck: dict, device: str = "cpu") -> tuple[FateModel, object, Encodi
     """``load`` of a checkpoint already ``read``."""
     enc = skeleton_encoding(ck)
     data = FateData.from_encoding(enc, device)
-    # checkpoints written before the two-group prior carry no null_sd: they were fitted with one group
-    model = FateModel(data, Priors(**{"null_sd": 0.0, **ck["priors"]}), ck["likelihood_weight"], ck["use_guides"])
+    # checkpoints written before the two-group prior (or the guide efficiencies) carry no null_sd (s_eff):
+    # they were fitted without them
+    model = FateModel(data, Priors(**{"null_sd": 0.0, "s_eff": 0.0, **ck["priors"]}), ck["likelihood_weight"],
+                      ck["use_guides"])
     config = FitConfig(**ck["config"])
     params = ParamState(ck["params"], {k: CONSTRAINTS[c] for k, c in ck["constraints"].items()})
     guide = make_guide(model, config.guide, config.rank, params=params)

@@ -11,7 +11,7 @@ from scipy import stats
 from ..errors import InputError
 from .encoding import Encoding
 from .fit import FitResult, nuisance_logits
-from .model import FateData, beta_table, cell_logits, delta_from_u, soft_cross_entropy, theta_from_z
+from .model import FateData, cell_logits, effects_table, soft_cross_entropy
 
 
 def strata(enc: Encoding) -> np.ndarray:
@@ -55,7 +55,7 @@ def held_out_cross_entropy(result: FitResult, test: Encoding, use_guides: bool) 
     idx = torch.arange(data.n_cells, device=data.probs.device)
     with torch.no_grad():
         if use_guides:
-            beta = beta_table(theta_from_z(p["z"], p["tau"], p["sigma_time"]), delta_from_u(p["u"], p["sigma_guide"], data), data)
+            beta = effects_table(p, data)
             logits = cell_logits(data.all_cells, p["alpha"], p["b"], p["gamma"], beta)
         else:
             logits = nuisance_logits(idx, data, p["alpha"], p["b"], p["gamma"])

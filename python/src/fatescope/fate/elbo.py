@@ -40,8 +40,12 @@ def log_prior(model: FateModel, g: dict[str, torch.Tensor]) -> torch.Tensor:
     normal = [("alpha", p.s_alpha), ("b", p.s_rep), ("gamma", p.s_gamma)]
     if model.use_guides:
         normal += [("tau", p.s_tau), ("sigma_time", p.s_time), ("sigma_guide", p.s_guide)]
+        normal += [("sigma_eff", p.s_eff)] if p.s_eff > 0 else []
     const = sum(-g[n].numel() * (math.log(s) + 0.5 * log_2pi) for n, s in normal)
     const += math.log(2) * sum(g[n].numel() for n, _ in normal[3:])  # half normals: twice the density on x >= 0
+    if model.use_guides and p.s_eff > 0:
+        normal.append(("v", 1.0))
+        const -= g["v"].numel() * 0.5 * log_2pi
     total = torch.dot(torch.stack([_sum_sq(g[n]) for n, _ in normal]),
                       torch.tensor([-0.5 / s ** 2 for _, s in normal], dtype=g["alpha"].dtype, device=g["alpha"].device))
     if not model.use_guides:

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .encoding import Encoding
-from .model import FateData, delta_from_u, theta_from_z
+from .model import FateData, delta_from_u, effects_table, theta_from_z
 from .state import seeded
 
 
@@ -54,7 +54,6 @@ def summarise(guide, data: FateData, enc: Encoding, num_draws: int = 1000, chunk
     """Mean and sd of theta, delta and beta over ``num_draws`` draws from the guide (seeded; the caller's
     random streams are left as they were)."""
     th, de, be = _Moments(), _Moments(), _Moments()
-    gene = data.gene_of_guide[1:] - 1
     done = 0
     with seeded(seed):
         while done < num_draws:
@@ -64,7 +63,7 @@ def summarise(guide, data: FateData, enc: Encoding, num_draws: int = 1000, chunk
             delta = delta_from_u(d["u"], d["sigma_guide"], data)           # (n, G, F)
             th.add(theta)
             de.add(delta)
-            be.add(theta.index_select(1, gene) + delta.unsqueeze(-1))
+            be.add(effects_table(d, data)[:, 1:])
             done += n
     (tm, ts), (dm, ds), (bm, bs) = th.mean_sd(), de.mean_sd(), be.mean_sd()
     return FatePosterior(tm, ts, dm, ds, bm, bs, list(enc.gene_names), list(enc.guide_names), enc.guide_gene_names,

@@ -179,7 +179,7 @@ def _fit(enc: Encoding, priors: Priors, config: FitConfig, use_guides: bool) -> 
 def laplace_posterior(model: FateModel, guide, notes: dict):
     """The Laplace posterior around the guide's mean, or the guide itself when P x P is too large."""
     from .laplace import MAX_LATENTS, LaplaceGuide, n_latents
-    size = n_latents(model.data)
+    size = n_latents(model.data, model.priors.s_eff > 0)
     if size > MAX_LATENTS:
         log.warning("fate-fit: %d latent effects exceed the Laplace limit %d; posterior sds come from the "
                     "variational guide (less well calibrated, see docs/fate.md)", size, MAX_LATENTS)
@@ -228,11 +228,9 @@ def _train(svi, data: FateData, batches: EpochBatches, config: FitConfig, losses
 
 def model_probabilities(result: FitResult, idx: torch.Tensor | None = None) -> torch.Tensor:
     """(n, F + 1) fate probabilities of cells ``idx`` (all if None) at the posterior point estimates."""
-    from .model import beta_table, cell_logits, delta_from_u, theta_from_z
+    from .model import cell_logits, effects_table
     model, data = result.model, result.model.data
     p = result.guide.point()
-    beta = None
-    if model.use_guides:
-        beta = beta_table(theta_from_z(p["z"], p["tau"], p["sigma_time"]), delta_from_u(p["u"], p["sigma_guide"], data), data)
+    beta = effects_table(p, data) if model.use_guides else None
     with torch.no_grad():
         return torch.softmax(cell_logits(data.as_cells(idx), p["alpha"], p["b"], p["gamma"], beta, model.use_guides), dim=-1)

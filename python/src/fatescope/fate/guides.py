@@ -55,6 +55,8 @@ class StructuredGuide(ParamReader):
         inits = {"tau": lambda: torch.full((F,), 0.5 * p.s_tau, device=dev),
                  "sigma_time": lambda: torch.full((F, D - 1), 0.5 * p.s_time, device=dev),
                  "sigma_guide": lambda: torch.full((F,), 0.5 * p.s_guide, device=dev)}
+        if p.s_eff > 0:
+            inits["sigma_eff"] = lambda: torch.full((1,), 0.02, device=dev)
         out = {k: self.param(f"{k}.map", v, constraint=constraints.positive) for k, v in inits.items()}
         if p.null_sd > 0:  # the two-group prior's null fraction per fate, MAP like the scales
             out["null_frac"] = self.param("null_frac.map", lambda: torch.full((F,), 0.5, device=dev),
@@ -81,6 +83,8 @@ class StructuredGuide(ParamReader):
         else:
             out["z"] = self._loc_sd("z", lambda: torch.zeros(L, F, D, device=dev), 0.1)
         out["u"] = self._loc_sd("u", lambda: torch.zeros(G, F, device=dev), 0.1)
+        if model.priors.s_eff > 0:
+            out["v"] = self._loc_sd("v", lambda: torch.zeros(G, device=dev), 0.1)
         return out
 
     def distributions(self) -> dict[str, dist.Distribution]:

@@ -73,6 +73,8 @@ class JointGuide(ParamReader):
         self.diag_sites = [("alpha", (F, D)), ("b", (F, R)), ("gamma", (F,))]
         if model.use_guides:
             self.diag_sites.append(("u", (d.n_guides, F)))
+            if model.priors.s_eff > 0:
+                self.diag_sites.append(("v", (d.n_guides,)))
         self.n_diag = sum(math.prod(s) for _, s in self.diag_sites)
         self.block = F * D
         self.n_blocks = d.n_genes if model.use_guides else 0

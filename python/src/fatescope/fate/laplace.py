@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 from pyro.distributions import constraints
 
-from .model import (FateData, FateModel, beta_table, cell_logits, delta_from_u, deviation_prior, effect_prior,
+from .model import (FateData, FateModel, cell_logits, deviation_prior, effect_prior, effects_table, efficiency_from_v,
                     soft_cross_entropy, theta_from_z)
 from .state import owns_params
 
@@ -29,27 +29,35 @@ PARAM = "laplace.precision_tril"
 LOC = "laplace.loc"
 
 
-def layout(data: FateData) -> list[tuple[str, tuple[int, ...]]]:
+SCALES = ("tau", "sigma_time", "sigma_guide", "sigma_eff")
+
+
+def layout(data: FateData, efficiency: bool = False) -> list[tuple[str, tuple[int, ...]]]:
     F, D, R = data.n_fates, data.n_days, data.n_replicates
-    return [("alpha", (F, D)), ("b", (F, R)), ("gamma", (F,)), ("u", (data.n_guides, F)), ("z", (data.n_genes, F, D))]
+    out = [("alpha", (F, D)), ("b", (F, R)), ("gamma", (F,)), ("u", (data.n_guides, F)), ("z", (data.n_genes, F, D))]
+    return out + [("v", (data.n_guides,))] if efficiency else out
 
 
-def n_latents(data: FateData) -> int:
-    return sum(math.prod(s) for _, s in layout(data))
+def n_latents(data: FateData, efficiency: bool = False) -> int:
+    return sum(math.prod(s) for _, s in layout(data, efficiency))
 
 
-def _offsets(data: FateData) -> dict[str, int]:
+def _offsets(data: FateData, efficiency: bool = False) -> dict[str, int]:
     out, pos = {}, 0
-    for name, shape in layout(data):
+    for name, shape in layout(data, efficiency):
         out[name] = pos
         pos += math.prod(shape)
     return out
 
 
-def design(data: FateData, idx: np.ndarray, scales: dict[str, np.ndarray]) -> sp.csr_matrix:
-    """(len(idx) * F, P) Jacobian d eta / d x of cells ``idx`` (row i * F + f), scale hyperparameters fixed."""
+def design(data: FateData, idx: np.ndarray, scales: dict[str, np.ndarray], efficiency: tuple | None = None) -> sp.csr_matrix:
+    """(len(idx) * F, P) Jacobian d eta / d x of cells ``idx`` (row i * F + f), scale hyperparameters fixed.
+
+    With guide efficiencies (``efficiency`` = (e, theta) at the current point: (G,) and (L, F, D)) the
+    logits are bilinear in z and v; this is their Jacobian at that point (Gauss-Newton).
+    """
     F, D, R = data.n_fates, data.n_days, data.n_replicates
-    off, n = _offsets(data), len(idx)
+    off, n = _offsets(data, efficiency is not None), len(idx)
     day = data.day.cpu().numpy()[idx]
     rep = data.replicate.cpu().numpy()[idx]
     kc = data.burden_centered.cpu().numpy()[idx].astype(np.float64)
@@ -80,6 +88,8 @@ def design(data: FateData, idx: np.ndarray, scales: dict[str, np.ndarray]) -> sp
     zrow = cell[:, None, None] * F + fates[None, :, None]
     zcol = off["z"] + ((gene[:, None, None] - 1) * F + fates[None, :, None]) * D + j[None, None, :]
     zval = w[:, None, None] * step[None] * (j[None, None, :] <= day[cell][:, None, None])
+    if efficiency is not None:
+        zval = zval * (1 + efficiency[0][g - 1])[:, None, None]
     add(zrow, zcol, zval)
     # u: delta[g, f] = sigma_guide[f] (u[g, f] - mean of u over the gene's guides)
     counts = np.bincount(gene_of_guide[1:], minlength=data.n_genes + 1)
@@ -96,18 +106,22 @@ def design(data: FateData, idx: np.ndarray, scales: dict[str, np.ndarray]) -> sp
     ucol = off["u"] + (np.maximum(other, 1) - 1)[:, :, None] * F + fates[None, None, :]
     uval = (w[:, None] * coef)[:, :, None] * scales["sigma_guide"][None, None, :]
     add(urow, ucol, uval)
-    shape = (n * F, n_latents(data))
+    if efficiency is not None:  # e_g = sigma_eff (v_g - mean of v over the gene's guides) scales theta[l, :, d]
+        theta_cell = efficiency[1][gene - 1, :, day[cell]]                           # (pairs, F)
+        vval = (w[:, None] * coef * scales["sigma_eff"][0])[:, :, None] * theta_cell[:, None, :]
+        add(urow, off["v"] + (np.maximum(other, 1) - 1)[:, :, None], vval)
+    shape = (n * F, n_latents(data, efficiency is not None))
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
 
 
 def flat_point(point: dict[str, torch.Tensor], data: FateData) -> torch.Tensor:
-    return torch.cat([point[name].reshape(-1).double().cpu() for name, _ in layout(data)])
+    return torch.cat([point[name].reshape(-1).double().cpu() for name, _ in layout(data, "v" in point)])
 
 
-def unflatten(x: torch.Tensor, data: FateData) -> dict[str, torch.Tensor]:
+def unflatten(x: torch.Tensor, data: FateData, efficiency: bool = False) -> dict[str, torch.Tensor]:
     """Split (..., P) into the latent sites (leading dimensions kept)."""
     out, pos = {}, 0
-    for name, shape in layout(data):
+    for name, shape in layout(data, efficiency):
         k = math.prod(shape)
         out[name] = x[..., pos:pos + k].reshape(*x.shape[:-1], *shape)
         pos += k
@@ -126,12 +140,11 @@ def log_joint_grad(model: FateModel, point: dict[str, torch.Tensor], chunk: int 
     """(P,) gradient of the log joint (all cells, scales fixed) with respect to the flat latent vector."""
     data, pr = model.data, model.priors
     x = flat_point(point, data).to(data.probs.device).requires_grad_(True)
-    sites = unflatten(x, data)
-    scales = {k: point[k].detach().double() for k in ("tau", "sigma_time", "sigma_guide")}
-    beta = beta_table(theta_from_z(sites["z"], scales["tau"], scales["sigma_time"]),
-                      delta_from_u(sites["u"], scales["sigma_guide"], data), data)
+    sites = unflatten(x, data, "v" in point)
+    scales = {k: point[k].detach().double() for k in SCALES if k in point}
+    beta = effects_table({**scales, **sites}, data)
     total = -(sites["alpha"] ** 2).sum() / (2 * pr.s_alpha ** 2) - (sites["b"] ** 2).sum() / (2 * pr.s_rep ** 2) \
-        - (sites["gamma"] ** 2).sum() / (2 * pr.s_gamma ** 2) \
+        - (sites["gamma"] ** 2).sum() / (2 * pr.s_gamma ** 2) - sum((sites[k] ** 2).sum() / 2 for k in ("v",) if k in sites) \
         + deviation_prior(pr.effect_df, tuple(sites["u"].shape), x.device).log_prob(sites["u"]) \
         + z_prior(model, point, x.device).log_prob(sites["z"])
     for start in range(0, data.n_cells, chunk):
@@ -145,10 +158,13 @@ def log_joint_grad(model: FateModel, point: dict[str, torch.Tensor], chunk: int 
 def precision(model: FateModel, point: dict[str, torch.Tensor], chunk: int = 50000) -> np.ndarray:
     """(P, P) posterior precision at ``point``: J^T W J over all cells plus the prior precision."""
     data, pr = model.data, model.priors
-    scales = {k: point[k].detach().double().cpu().numpy() for k in ("tau", "sigma_time", "sigma_guide")}
-    beta = beta_table(theta_from_z(point["z"], point["tau"], point["sigma_time"]),
-                      delta_from_u(point["u"], point["sigma_guide"], data), data)
-    P, F = n_latents(data), data.n_fates
+    scales = {k: point[k].detach().double().cpu().numpy() for k in SCALES if k in point}
+    beta = effects_table(point, data)
+    efficiency = None
+    if "v" in point:
+        efficiency = (efficiency_from_v(point["v"], point["sigma_eff"], data).detach().double().cpu().numpy(),
+                      theta_from_z(point["z"], point["tau"], point["sigma_time"]).detach().double().cpu().numpy())
+    P, F = n_latents(data, efficiency is not None), data.n_fates
     H = np.zeros((P, P))
     for start in range(0, data.n_cells, chunk):
         idx = np.arange(start, min(start + chunk, data.n_cells))
@@ -161,7 +177,7 @@ def precision(model: FateModel, point: dict[str, torch.Tensor], chunk: int = 500
         r = np.repeat(np.arange(n) * F, F * F) + np.tile(np.repeat(np.arange(F), F), n)
         c = np.repeat(np.arange(n) * F, F * F) + np.tile(np.tile(np.arange(F), F), n)
         ct = sp.csr_matrix((C.transpose(0, 2, 1).ravel(), (r, c)), shape=(n * F, n * F))
-        Jt = (ct @ design(data, idx, scales)).tocsc()
+        Jt = (ct @ design(data, idx, scales, efficiency)).tocsc()
         H += (Jt.T @ Jt).toarray()
     prior = np.concatenate([np.full(F * data.n_days, pr.s_alpha ** -2.0), np.full(F * data.n_replicates, pr.s_rep ** -2.0),
                             np.full(F, pr.s_gamma ** -2.0)])
@@ -175,7 +191,7 @@ def precision(model: FateModel, point: dict[str, torch.Tensor], chunk: int = 500
         zprec = np.ones(z.shape[:-1] + (1,))
     zprec = np.broadcast_to(zprec, z.shape).ravel()
     uprec = ((pr.effect_df + 1) / (pr.effect_df + u ** 2)).ravel() if pr.effect_df > 0 else np.ones(u.size)
-    H[np.diag_indices(P)] += np.concatenate([prior, uprec, zprec])
+    H[np.diag_indices(P)] += np.concatenate([prior, uprec, zprec] + ([np.ones(data.n_guides)] if "v" in point else []))
     return H
 
 
@@ -207,7 +223,7 @@ class LaplaceGuide:
             if step > 0 and float(grad.abs().max()) <= rel_tol * start:
                 break
             x = x + torch.cholesky_solve(grad[:, None], tril)[:, 0]
-            point = {**point, **{k: v.to(dev, point[k].dtype) for k, v in unflatten(x, data).items()}}
+            point = {**point, **{k: v.to(dev, point[k].dtype) for k, v in unflatten(x, data, "v" in point).items()}}
         store = pyro.get_param_store()
         for name in (LOC, PARAM):
             if name in store:
@@ -221,7 +237,7 @@ class LaplaceGuide:
         """The posterior mode of the effects (with the MAP scales)."""
         with torch.no_grad():
             base = self.base.point()
-            sites = unflatten(pyro.param(LOC).detach(), self.model.data)
+            sites = unflatten(pyro.param(LOC).detach(), self.model.data, "v" in base)
             return {**base, **{k: v.to(base[k].dtype) for k, v in sites.items()}}
 
     @owns_params
@@ -232,8 +248,8 @@ class LaplaceGuide:
             tril = pyro.param(PARAM).double()
             eps = torch.randn(tril.shape[0], num, dtype=torch.float64, device=tril.device)
             x = pyro.param(LOC).double() + torch.linalg.solve_triangular(tril.T, eps, upper=True).T
-            out = {k: v.to(data.probs.dtype) for k, v in unflatten(x, data).items()}
-            for name in ("tau", "sigma_time", "sigma_guide", "null_frac"):  # fixed at their MAP values
+            out = {k: v.to(data.probs.dtype) for k, v in unflatten(x, data, "v" in point).items()}
+            for name in SCALES + ("null_frac",):  # fixed at their MAP values
                 if name in point:
                     out[name] = point[name].expand(num, *point[name].shape)
             return out

@@ -31,6 +31,7 @@ class Priors:
     s_guide: float = 0.3
     effect_df: float = 3.0  # df of the t priors of z (per gene x fate) and u (0 = the spec's Normal(0, 1))
     null_sd: float = 0.1  # > 0: z's prior is two-group, null_frac N(0, null_sd^2 I) + (1 - null_frac) t; 0: t alone
+    s_eff: float = 0.3  # > 0: guide efficiencies 1 + e_g scale the gene effect, sigma_eff ~ HalfNormal(s_eff); 0: none
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -131,12 +132,28 @@ def delta_from_u(u: torch.Tensor, sigma_guide: torch.Tensor, data: FateData) -> 
     return sigma_guide.unsqueeze(-2) * (u - means.index_select(-2, gene))
 
 
-def beta_table(theta: torch.Tensor, delta: torch.Tensor, data: FateData) -> torch.Tensor:
-    """(..., G + 1, F, D) guide effects with the hard zero in row 0 (NTC and padding; the only guide id of gene 0)."""
+def efficiency_from_v(v: torch.Tensor, sigma_eff: torch.Tensor, data: FateData) -> torch.Tensor:
+    """(..., G) e = sigma_eff * (v - mean of v over the guides of the same gene): guide g's effect is
+    (1 + e_g) theta, so the gene's mean guide effect stays theta."""
+    return delta_from_u(v.unsqueeze(-1), sigma_eff, data).squeeze(-1)
+
+
+def beta_table(theta: torch.Tensor, delta: torch.Tensor, data: FateData, efficiency: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., G + 1, F, D) guide effects (1 + e_g) theta + delta_g with the hard zero in row 0 (NTC and padding;
+    the only guide id of gene 0)."""
     zero_gene = torch.zeros_like(theta[..., :1, :, :])
-    theta0 = torch.cat([zero_gene, theta], dim=-3)
+    gene_effect = torch.cat([zero_gene, theta], dim=-3).index_select(-3, data.gene_of_guide)
+    if efficiency is not None:
+        gene_effect = gene_effect * (1 + torch.cat([torch.zeros_like(efficiency[..., :1]), efficiency], dim=-1))[..., None, None]
     delta0 = torch.cat([torch.zeros_like(delta[..., :1, :]), delta], dim=-2)
-    return theta0.index_select(-3, data.gene_of_guide) + delta0.unsqueeze(-1)
+    return gene_effect + delta0.unsqueeze(-1)
+
+
+def effects_table(g: dict[str, torch.Tensor], data: FateData) -> torch.Tensor:
+    """``beta_table`` from the sites ``g`` (z, tau, sigma_time, u, sigma_guide and, with efficiencies, v, sigma_eff)."""
+    efficiency = efficiency_from_v(g["v"], g["sigma_eff"], data) if "v" in g else None
+    return beta_table(theta_from_z(g["z"], g["tau"], g["sigma_time"]), delta_from_u(g["u"], g["sigma_guide"], data),
+                      data, efficiency)
 
 
 def center(b: torch.Tensor) -> torch.Tensor:
@@ -265,12 +282,16 @@ class FateModel:
         if self.use_guides:
             out.update(tau=_half_normal(p.s_tau, (F,), dev), sigma_time=_half_normal(p.s_time, (F, D - 1), dev),
                        sigma_guide=_half_normal(p.s_guide, (F,), dev))
+            if p.s_eff > 0:
+                out["sigma_eff"] = _half_normal(p.s_eff, (1,), dev)
             if p.null_sd > 0:
                 out["null_frac"] = dist.Uniform(torch.zeros(F, device=dev), torch.ones(F, device=dev)).to_event(1)
                 out["z"] = self.z_prior(torch.full((F,), 0.5, device=dev) if null_frac is None else null_frac)
             else:
                 out["z"] = effect_prior(p.effect_df, (L, F, D), dev)
             out["u"] = deviation_prior(p.effect_df, (G, F), dev)
+            if p.s_eff > 0:
+                out["v"] = _normal(1.0, (G,), dev)
         return out
 
     def z_prior(self, null_frac: torch.Tensor) -> TwoGroupEffects:
@@ -285,10 +306,7 @@ class FateModel:
 
     def log_likelihood(self, cells: CellBatch, g: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) weighted soft-label log-likelihood of ``cells`` given the global sites ``g``."""
-        data, beta = self.data, None
-        if self.use_guides:
-            beta = beta_table(theta_from_z(g["z"], g["tau"], g["sigma_time"]), delta_from_u(g["u"], g["sigma_guide"], data),
-                              data)
+        beta = effects_table(g, self.data) if self.use_guides else None
         logits = cell_logits(cells, g["alpha"], g["b"], g["gamma"], beta, self.use_guides)
         return self.w * soft_cross_entropy(logits, cells.probs.T)
 

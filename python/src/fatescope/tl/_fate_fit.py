@@ -122,7 +122,8 @@ def fate_fit(adata: AnnData, guide_map: pd.DataFrame | None = None, *, num_steps
              guide: Literal["block-lowrank", "structured", "map-meanfield", "meanfield", "lowrank"] = "structured",
              rank: int | None = None, posterior: Literal["laplace", "guide"] = "laplace",
              likelihood_weight: float | None = None, s_alpha: float = 2.0, s_rep: float = 0.5, s_gamma: float = 0.5,
-             s_tau: float = 1.0, s_time: float = 0.5, s_guide: float = 0.3, effect_df: float = 3.0, null_sd: float = 0.1, k_max: int = 20,
+             s_tau: float = 1.0, s_time: float = 0.5, s_guide: float = 0.3, effect_df: float = 3.0, null_sd: float = 0.1,
+             s_eff: float = 0.3, k_max: int = 20,
              fate_names: str | Sequence[str] | None = None, reference_fate: str = "EC", primary_fate: str = "MES",
              guide_key: str = "guides", fate_prob_key: str = "fate_probs", day_key: str = "day", rep_key: str = "replicate",
              day_order: str | Sequence[str] | None = None, renormalize: bool = False,
@@ -151,6 +152,10 @@ def fate_fit(adata: AnnData, guide_map: pd.DataFrame | None = None, *, num_steps
     null_sd
         Two-group prior of the gene effects: sd (in units of the random-walk scales) of the null group,
         whose weight is learned; 0 = one group (the t prior alone). See docs/fate.md.
+    s_eff
+        Guide efficiencies: guide g's effect is (1 + e_g) x its gene's effect (plus its deviation delta),
+        e_g mean zero within the gene with a learned spread sigma_eff ~ HalfNormal(s_eff); 0 = no
+        efficiency term (the spec's additive deviations only). See docs/fate.md.
     k_max
         Cells with more detected guides are dropped.
     fate_names, reference_fate, primary_fate
@@ -182,7 +187,7 @@ def _fate_fit(adata: AnnData, guide_map: pd.DataFrame | None, *, source: str, nu
               lr: float, lr_final_factor: float, clip_norm: float, plateau_window: int, plateau_rel_tol: float,
               plateau_patience: int, num_draws: int, guide: str, rank: int | None, posterior: str,
               likelihood_weight: float | None, s_alpha: float, s_rep: float, s_gamma: float, s_tau: float, s_time: float,
-              s_guide: float, effect_df: float, null_sd: float, k_max: int, fate_names, reference_fate: str, primary_fate: str,
+              s_guide: float, effect_df: float, null_sd: float, s_eff: float, k_max: int, fate_names, reference_fate: str, primary_fate: str,
               guide_key: str, fate_prob_key: str, day_key: str, rep_key: str, day_order, renormalize: bool,
               missing_fate_probs: str, seed: int, device: str) -> FateFit:
     """``fate_fit`` with ``source`` naming the input in error messages (the CLI passes the file)."""
@@ -195,7 +200,7 @@ def _fate_fit(adata: AnnData, guide_map: pd.DataFrame | None, *, source: str, nu
                  day_order=_names(day_order), missing_fate_probs=missing_fate_probs, source=source)
     if primary_fate not in enc.fates[1:]:
         raise InputError(f"{source}: primary fate {primary_fate!r} is not a non-reference fate {enc.fates[1:]}")
-    priors = Priors(s_alpha, s_rep, s_gamma, s_tau, s_time, s_guide, effect_df, null_sd)
+    priors = Priors(s_alpha, s_rep, s_gamma, s_tau, s_time, s_guide, effect_df, null_sd, s_eff)
     config = FitConfig(num_steps=num_steps, min_steps=min_steps, batch_size=batch_size, lr=lr, lr_final_factor=lr_final_factor,
                        clip_norm=clip_norm, plateau_window=plateau_window, plateau_rel_tol=plateau_rel_tol,
                        plateau_patience=plateau_patience, guide=guide, rank=rank, posterior=posterior,
@@ -211,7 +216,8 @@ def _fate_fit(adata: AnnData, guide_map: pd.DataFrame | None, *, source: str, nu
         "seconds": round(result.seconds, 2), "likelihood_weight": result.likelihood_weight, "notes": result.notes,
         "final_loss_per_cell": float(np.mean(result.losses[-config.plateau_window:])),
         "point_estimates": {k: np.asarray(point[k].cpu()).tolist() for k in ("alpha", "b", "gamma", "tau", "sigma_time",
-                                                                              "sigma_guide", "null_frac") if k in point},
+                                                                              "sigma_guide", "sigma_eff", "null_frac")
+                              if k in point},
         "qc_max_abs_delta_mean": float(qc_delta_mean(post).iloc[:, 1:].abs().to_numpy().max()),
         "qc_max_abs_theta_beta_offset": float(qc_theta_beta_offset(post).iloc[:, 1:].abs().to_numpy().max()),
         "num_draws": post.num_draws,
