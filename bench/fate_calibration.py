@@ -12,6 +12,11 @@ against the truth, and scores mash (conservative) + rank calls day by day for ev
     .venv/bin/python bench/fate_calibration.py --no-efficiency ...  # without guide efficiencies (--s-eff 0)
     .venv/bin/python bench/fate_calibration.py --merge a.json b.json --out all.json  # pool runs made in parallel
 
+Results: `fate_calibration_results.json` (the defaults, seeds 1-24), `fate_calibration_before_em.json`
+(the defaults of session 15, before the Laplace-EM scales), `fate_calibration_em_only.json` (the
+Laplace-EM without the scales' uncertainty, a state of session 16's change), `*_no_efficiency.json`,
+`*_one_group.json`.
+
 The output ends with ``pooled``: per generator, coverage over every effect of every seed (one
 realisation's coverage of ~110-170 nonzero effects, correlated within genes, moves by +-0.04 from
 seed to seed, so the bar is read on the pool), day-wise recall, and the recall of the clear hits
@@ -101,6 +106,7 @@ def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_gro
             "defaults": "before" if before else "one-group" if one_group else "no-efficiency" if no_efficiency else "current",
             "null_frac": point["null_frac"].tolist() if "null_frac" in point else None,
             "sigma_eff": float(point["sigma_eff"]) if "sigma_eff" in point else None,
+            "tau": point["tau"].tolist(), "sigma_time": point["sigma_time"].tolist(),
             "counts": {"nonzero": [int(covered[nonzero].sum()), int(nonzero.sum())],
                        "null": [int(covered[~nonzero].sum()), int((~nonzero).sum())]},
             "steps": result.steps, "fit_cpu_s": round(cpu, 1), "fit_wall_s": round(wall, 1), "notes": result.notes,

@@ -5,11 +5,14 @@
 with the defaults before issue 14 (Normal priors, the guide's own sds) 0.900 (own) and 0.787
 (independent); with the one-group t priors and the Laplace posterior 0.938 and 0.869; with the
 two-group prior (--null-sd 0.1) 0.925 and 0.951, nulls 0.969 and 0.982; with guide efficiencies (the
-default, --s-eff 0.3) 0.938 and 0.918, nulls 0.969 and 0.985. The learned null fraction is the
-planted one (own: 40 of 50 genes have no effect on either fate; 0.800 and 0.799) and so is the
-efficiency spread (none planted on the own generator: sigma_eff ~0; Beta(5, 1.5) efficiencies on the
-independent one, relative sd 0.20). Both are held at the issue's bar, >= 0.9. The pools over 24
-25,000-cell seeds are in docs/fate.md (Calibration). Two fits of ~30 s CPU each: marked slow.
+default, --s-eff 0.3) 0.938 and 0.918, nulls 0.969 and 0.985; with the Laplace-EM scales and their
+uncertainty in the draws (session 16) 0.975 and 0.967, nulls 0.994 and 0.997. The learned null
+fraction is the planted one (own: 40 of 50 genes have no effect on either fate; 0.800 and 0.800), so
+is the efficiency spread (none planted on the own generator: sigma_eff ~0; Beta(5, 1.5) efficiencies
+on the independent one, relative sd 0.20), and the own generator's day-0 scale tau is the planted
+level's size (rms 0.8; Laplace-EM 0.90 and 0.84, the SVI fit's MAP ~0.3). Coverage is held at the
+issue's bar, >= 0.9. The pools over 24 25,000-cell seeds are in docs/fate.md (Calibration). Two fits
+of ~30 s CPU each: marked slow.
 """
 from __future__ import annotations
 
@@ -79,17 +82,19 @@ def test_intervals_cover_true_effects_and_nulls(calibration):
     if kind == "own":  # the two-group prior's null fraction, against the planted 40 null genes of 50
         np.testing.assert_allclose(point["null_frac"].numpy(), 0.8, atol=0.03)
         assert float(point["sigma_eff"]) < 0.02  # no efficiency differences planted
+        assert 0.6 < float(point["tau"].min()) and float(point["tau"].max()) < 1.1  # planted day-0 levels: rms 0.8
     else:  # efficiencies ~ Beta(5, 1.5): relative spread sd / mean 0.20
         assert 0.1 < float(point["sigma_eff"]) < 0.3
 
 
 @pytest.mark.slow
 def test_day0_daywise_recall(calibration):
-    """Own generator: every day >= 0.9. The independent one has 3 day-0 hits here (3 found with guide
-    efficiencies, 2 without), so only the mean of the day-wise recalls is held (0.86 measured; 0.78
-    without efficiencies)."""
+    """Own generator: every day >= 0.9. The independent one has 3 day-0 hits here, so only the mean of the
+    day-wise recalls is held: 0.86 measured with guide efficiencies (0.78 without), 0.76 since the draws
+    carry the scales' uncertainty (wider intervals: the hits just above the calling threshold |theta| 0.2
+    are called less often; every day-wise call here is still a true one)."""
     kind, _, recall, _ = calibration
     if kind == "own":
         assert recall["d0"] >= 0.9 and min(recall.values()) >= 0.9, recall
     else:
-        assert np.mean(list(recall.values())) >= 0.75, recall
+        assert np.mean(list(recall.values())) >= 0.72, recall

@@ -62,8 +62,15 @@ def test_outputs(fitted):
 
 
 def test_checkpoint_redraws_without_refit(fitted):
+    """The checkpoint holds the Laplace factor with the Laplace-EM's scales (they differ from the guide's MAP) and
+    redraws the fit's posterior."""
     root = fitted[0]
     model, guide, enc = checkpoint.load(root / "fit" / "fate_model.pt")
+    summary = json.loads((root / "fit" / "fit_summary.json").read_text())
+    assert summary["notes"]["laplace_em_steps"] >= 1
+    for site in ("tau", "sigma_time", "null_frac"):
+        np.testing.assert_allclose(guide.point()[site].numpy(), summary["point_estimates"][site], rtol=1e-6)
+    assert not np.allclose(guide.base.point()["tau"].numpy(), summary["point_estimates"]["tau"], rtol=0.02)
     post = summarise(guide, model.data, enc, num_draws=200, seed=0)
     with np.load(root / "fit" / "theta_posterior_summary.npz") as npz:
         np.testing.assert_allclose(post.theta_mean, npz["mean"], atol=1e-6)
@@ -81,7 +88,8 @@ def test_checkpoint_from_before_the_two_group_prior_loads_as_one_group(fitted, t
     assert all(0 < f < 1 for f in summary["point_estimates"]["null_frac"])
     del meta["priors"]["null_sd"]
     for key in ("params", "constraints"):
-        del ck[key]["null_frac.map"]
+        for name in ("null_frac.map", "laplace.null_frac", "laplace.null_width"):
+            del ck[key][name]
     ck["meta"] = json.dumps(meta)
     torch.save(ck, tmp_path / "old.pt")
     model, guide, enc = checkpoint.load(tmp_path / "old.pt")

@@ -157,10 +157,9 @@ def test_laplace_hessian_is_the_exact_curvature_and_newton_reaches_the_mode(sim_
         z = point["z"].double()
         zprec = model.z_prior(point["null_frac"].double()).conditional_precision(z)
         p_null = model.z_prior(point["null_frac"].double()).null_probability(z)
-        torch.testing.assert_close(zprec, p_null / null_sd ** 2 + (1 - p_null))  # Normal slab: precision 1
+        torch.testing.assert_close(zprec, (p_null / null_sd ** 2 + (1 - p_null))[..., None].expand(z.shape))  # Normal slab: 1
         start = laplace._offsets(data)["z"]
-        exact[np.arange(start, start + z.numel()), np.arange(start, start + z.numel())] += (
-            zprec[..., None].expand(z.shape).reshape(-1).numpy())
+        exact[np.arange(start, start + z.numel()), np.arange(start, start + z.numel())] += zprec.reshape(-1).numpy()
     np.testing.assert_allclose(H, exact, rtol=1e-5, atol=1e-3 * np.abs(exact).max() * 1e-3)
     before = laplace.log_joint_grad(model, point).abs().max()
     after = laplace.log_joint_grad(model, laplace.LaplaceGuide(model, res.guide).fit().point()).abs().max()
@@ -219,3 +218,81 @@ def test_two_group_effect_prior_is_the_mixture_of_its_groups():
     draws = TwoGroupEffects(null_frac, s, 3.0, (4000, 2, 4)).sample()
     small = draws.pow(2).sum(-1) < 4 * 9 * s ** 2  # a null draw's |z| is ~2 s; a slab draw's ~2
     np.testing.assert_allclose(small.double().mean(0).numpy(), null_frac.numpy(), atol=0.03)
+
+
+def test_scales_m_step_iterated_on_planted_paths_recovers_their_scales():
+    """On complete data (z known, no posterior variance) the Laplace-EM's M-step iterated to its fixed point is
+    the maximum-likelihood fit of the two-group prior: it returns the planted random-walk scales of the slab
+    genes (multivariate t, df 3) and the planted null fraction, with the null group's width held in theta units."""
+    from fatescope.fate.laplace import scales_m_step, step_scales
+    gen = torch.Generator().manual_seed(0)
+    L, F, D = 20000, 2, 4
+    true = torch.tensor([[0.8, 0.3, 0.25, 0.2], [0.5, 0.2, 0.3, 0.1]], dtype=torch.float64)
+    planted_null_frac = torch.tensor([0.8, 0.6], dtype=torch.float64)
+    width = torch.full((F, D), 0.01, dtype=torch.float64)
+    t_scale = torch.sqrt(3 / torch.distributions.Chi2(torch.tensor(3.0)).sample((L, F, 1)).double())
+    slab = torch.randn(L, F, D, generator=gen, dtype=torch.float64) * t_scale * true
+    null = torch.rand(L, F, 1, generator=gen, dtype=torch.float64) < planted_null_frac[:, None]
+    steps = torch.where(null, width * torch.randn(L, F, D, generator=gen, dtype=torch.float64), slab)
+    point = {"tau": torch.full((F,), 0.3, dtype=torch.float64), "sigma_time": torch.full((F, D - 1), 0.1, dtype=torch.float64),
+             "null_frac": torch.full((F,), 0.5, dtype=torch.float64), "null_width": width}
+    for _ in range(300):
+        point = {**point, "z": steps / step_scales(point)}
+        point.update(scales_m_step(Priors(), point, torch.zeros(L, F, D, dtype=torch.float64)))
+    np.testing.assert_allclose(step_scales(point).numpy(), true.numpy(), rtol=0.05)
+    np.testing.assert_allclose(point["null_frac"].numpy(), planted_null_frac.numpy(), atol=0.01)
+    # the null genes do not enter the scales: with their effects set to exactly 0 one more step leaves them put
+    zeroed = scales_m_step(Priors(), {**point, "z": torch.where(null, 0.0, point["z"])}, torch.zeros(L, F, D, dtype=torch.float64))
+    np.testing.assert_allclose(step_scales(zeroed).numpy(), step_scales(point).numpy(), rtol=0.01)
+
+
+@pytest.mark.parametrize("priors", [Priors(), Priors(effect_df=0.0, null_sd=0.0, s_eff=0.0)], ids=["default", "normal"])
+def test_laplace_em_ends_at_a_fixed_point_of_the_m_step_at_the_mode(sim_enc, priors):
+    """After the Laplace-EM: the gradient at the stored mode is ~0, one more M-step from the stored posterior
+    (mode and H^-1) leaves the scales where they are, the null group's width is null_sd x the guide's MAP scales;
+    the draws' log scales spread by their sd around the EM's, and the stored derivative of the mode with respect
+    to a log scale is the move of the mode found again at a moved scale."""
+    from fatescope.fate import laplace
+    sim, enc = sim_enc
+    res = fit(enc, priors, FitConfig(num_steps=150, min_steps=150, batch_size=256, likelihood_weight=20.0, device="cpu",
+                                     posterior="guide"))
+    model = res.model
+    guide = laplace.LaplaceGuide(model, res.guide).fit()
+    assert 1 <= guide.em_steps < laplace.EM_STEPS
+    point, before = guide.point(), res.guide.point()
+    assert laplace.log_joint_grad(model, point).abs().max() < 1e-3 * laplace.log_joint_grad(model, before).abs().max()
+    assert not torch.allclose(laplace.step_scales(point), laplace.step_scales(before), rtol=0.05)
+    cov = torch.cholesky_inverse(torch.linalg.cholesky(torch.as_tensor(laplace.precision(model, point))))
+    z_var = laplace.unflatten(cov.diagonal(), model.data, "v" in point)["z"]
+    again = laplace.scales_m_step(priors, point, z_var)
+    np.testing.assert_allclose(laplace.step_scales(again).numpy(), laplace.step_scales(point).numpy(), rtol=5e-3)
+    if priors.null_sd > 0:
+        np.testing.assert_allclose(point["null_width"].numpy(), 0.1 * laplace.step_scales(before).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(again["null_frac"].numpy(), point["null_frac"].numpy(), atol=5e-3)
+    else:
+        assert "null_width" not in point
+    # the scales' uncertainty: log scales drawn around the EM's with sd log_scale_sd, the mode moved with them
+    with guide.params:
+        sd, jacobian = pyro.param(laplace.SCALE_SD).detach().double(), pyro.param(laplace.SCALE_JACOBIAN).detach().double()
+    assert float(sd.min()) > 0.05 and float(sd.max()) <= 1.0
+    logs = torch.log(laplace.step_scales(guide.draw(4000)) / laplace.step_scales(point)).reshape(4000, -1).double()
+    np.testing.assert_allclose(logs.std(0).numpy(), sd.numpy(), rtol=0.06)
+    assert float(logs.mean(0).abs().max()) < 0.1 * float(sd.max())
+    step, k = 0.02, int(torch.argmax(jacobian.abs().sum(0)))  # the scale that moves the mode most
+    move = torch.zeros(sd.numel(), dtype=torch.float64)
+    move[k] = step
+    scales = laplace.step_scales(point).double() * torch.exp(move).reshape(laplace.step_scales(point).shape)
+    ratio = laplace.step_scales(point).double() / scales
+    moved = {**point, "tau": scales[:, 0].float(), "sigma_time": scales[:, 1:].float(), "z": point["z"] * ratio.float()}
+    expected = exact_mode(model, moved) - exact_mode(model, point)
+    np.testing.assert_allclose((jacobian[:, k] * step).numpy(), expected.numpy(), atol=0.03 * float(expected.abs().max()))
+
+
+def exact_mode(model, point, steps: int = 6) -> torch.Tensor:
+    """The flat posterior mode at ``point``'s scales by full Newton steps (curvature rebuilt at every step)."""
+    from fatescope.fate import laplace
+    x = laplace.flat_point(point, model.data)
+    for _ in range(steps):
+        x = x + torch.linalg.solve(torch.as_tensor(laplace.precision(model, point)), laplace.log_joint_grad(model, point))
+        point = {**point, **{k: v.float() for k, v in laplace.unflatten(x, model.data, "v" in point).items()}}
+    return x

@@ -117,8 +117,9 @@ def run(input: str, outdir: str = "fate", guide_map: str | None = None, fate_pro
               help="Variational family: structured = MAP scales + per-gene day x fate normal blocks (calibrated; see docs/fate.md).")
 @click.option("--rank", default=_default("rank"), type=click.IntRange(min=1), help="Rank of --guide lowrank [default: pyro's, ~sqrt(#latents)].")
 @click.option("--posterior", default=_default("posterior"), type=click.Choice(["laplace", "guide"]),
-              help="Posterior sds: laplace = joint Laplace covariance of all effects around the guide's mean "
-                   "(calibrated; see docs/fate.md); guide = the variational guide's own.")
+              help="Posterior sds: laplace = joint Laplace posterior of all effects at the mode, the random-walk scales "
+                   "re-estimated from it (Laplace-EM) and their uncertainty carried into the draws (calibrated; see "
+                   "docs/fate.md); guide = the variational guide's own, with the MAP scales.")
 @click.option("--likelihood-weight", default=_default("likelihood_weight"), type=click.FloatRange(min=0, min_open=True),
               help="Weight w of the soft-label cross-entropy [default: estimated from the residual dispersion, see docs/fate.md].")
 @click.option("--s-alpha", default=_default("s_alpha"), type=click.FloatRange(min=0, min_open=True), help="Prior sd of the day intercepts alpha.")

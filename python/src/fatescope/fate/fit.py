@@ -188,7 +188,9 @@ def laplace_posterior(model: FateModel, guide, notes: dict):
     start = time.perf_counter()
     out = LaplaceGuide(model, guide).fit()
     notes["posterior"] = "laplace"  # no timing in notes: fit_summary.json is compared bit for bit across runs
-    log.info("fate-fit: joint Laplace posterior over %d latent effects (%.1f s)", size, time.perf_counter() - start)
+    notes["laplace_em_steps"] = out.em_steps
+    log.info("fate-fit: joint Laplace posterior over %d latent effects, random-walk scales by %d Laplace-EM steps "
+             "(%.1f s)", size, out.em_steps, time.perf_counter() - start)
     return out
 
 

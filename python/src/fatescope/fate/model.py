@@ -218,15 +218,21 @@ class TwoGroupEffects(dist.TorchDistribution):
     arg_constraints: dict = {}
     support = dist.constraints.real
 
-    def __init__(self, null_frac: torch.Tensor, null_sd: float, df: float, shape, validate_args=None):
-        self.null_frac, self.null_sd, self.df = null_frac, float(null_sd), float(df)
+    def __init__(self, null_frac: torch.Tensor, null_sd: float | torch.Tensor, df: float, shape, validate_args=None):
+        """``null_sd``: one sd for every day, or an (F, D) tensor of sds per fate and day (the Laplace-EM's null
+        group, whose width is held in theta units while the random-walk scales move)."""
+        self.null_frac, self.df = null_frac, float(df)
+        self.null_sd = null_sd if isinstance(null_sd, torch.Tensor) else float(null_sd)
         super().__init__(torch.Size(()), torch.Size(shape), validate_args=False)
 
     def component_log_probs(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(..., L, F) log null_frac + log N(z; 0, null_sd^2 I) and log(1 - null_frac) + log slab(z)."""
+        """(..., L, F) log null_frac + log N(z; 0, diag(null_sd^2)) and log(1 - null_frac) + log slab(z)."""
         n_days, s, df = z.shape[-1], self.null_sd, self.df
         r2 = (z * z).sum(-1)
-        null = -0.5 * n_days * math.log(2 * math.pi * s * s) - 0.5 * r2 / (s * s)
+        if isinstance(s, torch.Tensor):
+            null = (-0.5 * torch.log(2 * math.pi * s * s) - 0.5 * z * z / (s * s)).sum(-1)
+        else:
+            null = -0.5 * n_days * math.log(2 * math.pi * s * s) - 0.5 * r2 / (s * s)
         if df > 0:
             slab = (math.lgamma(0.5 * (df + n_days)) - math.lgamma(0.5 * df) - 0.5 * n_days * math.log(df * math.pi)
                     - 0.5 * (df + n_days) * torch.log1p(r2 / df))
@@ -244,11 +250,11 @@ class TwoGroupEffects(dist.TorchDistribution):
         return torch.sigmoid(null - slab)
 
     def conditional_precision(self, z: torch.Tensor) -> torch.Tensor:
-        """(..., L, F) expected inverse prior variance of z given z (the EM weight the Laplace step uses):
+        """(..., L, F, D) expected inverse prior variance of z given z (the EM weight the Laplace step uses):
         p_null / null_sd^2 + (1 - p_null) x the slab's (df + D) / (df + |z|^2) (1 for a Normal slab)."""
         p_null, n_days = self.null_probability(z), z.shape[-1]
         slab = (self.df + n_days) / (self.df + (z * z).sum(-1)) if self.df > 0 else torch.ones_like(p_null)
-        return p_null / self.null_sd ** 2 + (1 - p_null) * slab
+        return p_null[..., None] / self.null_sd ** 2 + ((1 - p_null) * slab)[..., None].expand(z.shape)
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.event_shape
