@@ -21,7 +21,9 @@ The output ends with ``pooled``: per generator, coverage over every effect of ev
 realisation's coverage of ~110-170 nonzero effects, correlated within genes, moves by +-0.04 from
 seed to seed, so the bar is read on the pool), day-wise recall, and the recall of the clear hits
 (|theta| >= 0.3; the calling rule needs P(|theta| >= 0.2) >= 0.9, so hits just above 0.2 are found
-only when their estimate lands well above it).
+only when their estimate lands well above it), and the day-wise recall bound: the recall an unbiased
+Normal estimate with the fit's posterior sd would reach under that rule (``recall_bound``), and with the sd
+rescaled so the nonzero effects' z-scores have sd 1 (``recall_bound_calibrated``).
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ import json
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+from scipy import stats
 
 CLEAR = 0.3  # |theta| of the hits scored as "clear" (the truth threshold and the calling rule's is 0.2)
 
@@ -75,6 +80,27 @@ def clear_hits_found(hits, truth, fate: str) -> dict:
             for day, grp in t.groupby(t["day"].astype(str))}
 
 
+def call_probability(theta: np.ndarray, sd: np.ndarray, threshold: float = 0.2, tail: float = 0.9) -> np.ndarray:
+    """P(the daywise rule calls the effect) for an unbiased Normal estimate m ~ N(theta, sd^2) judged with sd: the
+    rule needs P(|N(m, sd^2)| >= threshold) >= tail (its lfsr < 0.05 follows), i.e. |m| >= c with
+    Phi((c - threshold) / sd) + Phi((-threshold - c) / sd) = tail, c found by bisection."""
+    lo, hi = np.full_like(sd, threshold), threshold + 10 * sd
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        above = stats.norm.cdf((mid - threshold) / sd) + stats.norm.cdf((-threshold - mid) / sd) >= tail
+        lo, hi = np.where(above, lo, mid), np.where(above, mid, hi)
+    a = np.abs(theta)
+    return stats.norm.cdf((a - hi) / sd) + stats.norm.cdf((-a - hi) / sd)
+
+
+def recall_bound(merged, scale: float = 1.0) -> dict:
+    """Per day, [expected calls, true hits]: the recall an unbiased estimate with the fit's posterior sd (times
+    ``scale``) would reach under the daywise rule -- what no shrinkage toward zero and exact centring would give."""
+    hits = merged[merged["is_hit"].astype(bool)]
+    return {day: [float(call_probability(g["theta"].to_numpy(), scale * g["sd"].to_numpy()).sum()), len(g)]
+            for day, g in hits.groupby(hits["day"].astype(str))}
+
+
 def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_group: bool = False,
          no_efficiency: bool = False) -> dict:
     import torch
@@ -97,6 +123,7 @@ def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_gro
     merged = join_truth(long_theta(post), truth)
     m = recovery_metrics(merged, 0.9)
     covered, nonzero = coverage(merged, 0.9), (merged["theta"] != 0).to_numpy()
+    z_sd = float(((merged["mean"] - merged["theta"]) / merged["sd"])[nonzero].std())
     with tempfile.TemporaryDirectory() as tmp:
         calls = calls_by_day(post, truth, Path(tmp))
     pooled = {day: sum(calls[f][day]["tp"] for f in calls) / max(1, sum(calls[f][day]["tp"] + calls[f][day]["fn"] for f in calls))
@@ -113,7 +140,8 @@ def case(kind: str, seed: int, n_cells: int, n_genes: int, before: bool, one_gro
             "coverage_nonzero": m["overall"]["coverage_nonzero"], "coverage_null": m["overall"]["coverage_null"],
             "pearson_r": m["overall"]["pearson_r"],
             "by_day": {d: [v["coverage_nonzero"], v["coverage_null"]] for d, v in m["by_day"].items()},
-            "daywise_recall_pooled": pooled, "calls": calls}
+            "daywise_recall_pooled": pooled, "calls": calls, "z_sd_nonzero": z_sd,
+            "recall_bound": recall_bound(merged), "recall_bound_calibrated": recall_bound(merged, z_sd)}
 
 
 def day_recall(rows: list[dict], day: str) -> float:
@@ -135,6 +163,9 @@ def pool(rows: list[dict]) -> dict:
     out["recall"] = {d: day_recall(rows, d) for d in days}
     if all("clear" in r["calls"][f][d] for r in rows for f in r["calls"] for d in days):
         out["clear_recall"] = {d: clear_recall(rows, d) for d in days}
+    for key in ("recall_bound", "recall_bound_calibrated"):
+        if all(key in r for r in rows):
+            out[key] = {d: sum(r[key][d][0] for r in rows) / sum(r[key][d][1] for r in rows) for d in days}
     out["seeds"] = [r["seed"] for r in rows]
     return out
 
