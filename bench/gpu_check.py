@@ -99,24 +99,24 @@ def test_profile(work: Path, device: str) -> dict:
         t0 = time.perf_counter()
         must(fatescope("run", "--profile", "test", "--outdir", outdir, "--run_ambient", "true",
                        *[a for p in DEVICE_PARAMS for a in (f"--{p}", dev)]))
-        runs[name] = {"outdir": outdir, "wall_s": round(time.perf_counter() - t0, 1)}
-    gpu, cpu = runs["device"]["outdir"], runs["cpu"]["outdir"]
-    hits = {k: hit_columns(pd.read_csv(d / "rank" / "hits_ranked.csv")) for k, d in (("gpu", gpu), ("cpu", cpu))}
-    same_hits = hits["gpu"].equals(hits["cpu"])
-    a, b = hits["gpu"].align(hits["cpu"], fill_value=False)
+        runs[name] = (outdir, round(time.perf_counter() - t0, 1))
+
+    def both(read) -> dict:
+        return {name: read(outdir) for name, (outdir, _) in runs.items()}
+    hits = both(lambda d: hit_columns(pd.read_csv(d / "rank" / "hits_ranked.csv")))
+    a, b = hits["device"].align(hits["cpu"], fill_value=False)
     differ = [f"{gene}:{col} {a.at[gene, col]}/{b.at[gene, col]}" for gene, col in (a != b).stack().loc[lambda x: x].index]
-    theta = {k: np.load(d / "fate" / "theta_posterior_summary.npz", allow_pickle=False) for k, d in (("gpu", gpu), ("cpu", cpu))}
-    recovery = {k: json.loads((d / "eval-recovery" / "recovery_metrics.json").read_text()) for k, d in (("gpu", gpu), ("cpu", cpu))}
+    theta = both(lambda d: np.load(d / "fate" / "theta_posterior_summary.npz", allow_pickle=False))
     return {
-        "wall_s": {"device": runs["device"]["wall_s"], "cpu": runs["cpu"]["wall_s"]},
-        "trace": {"device": trace(gpu), "cpu": trace(cpu)},
-        "same_hits": bool(same_hits), "n_hits": int(hits["gpu"].any(axis=1).sum()), "hit_differences": differ,
-        "theta_mean_max_abs_diff": float(np.abs(theta["gpu"]["mean"] - theta["cpu"]["mean"]).max()),
-        "theta_sd_max_rel_diff": float((np.abs(theta["gpu"]["sd"] - theta["cpu"]["sd"]) / theta["cpu"]["sd"]).max()),
-        "mash_max_abs_diff": max_abs_diff(*(pd.read_csv(d / "mash" / "mash_gene_conservative.csv") for d in (gpu, cpu))),
-        "aucell_max_abs_diff": max_abs_diff(*(pd.read_parquet(d / "aucell" / "aucell.parquet") for d in (gpu, cpu))),
-        "recovery": recovery,
-        "ok": bool(same_hits),
+        "wall_s": {name: secs for name, (_, secs) in runs.items()},
+        "trace": both(trace),
+        "same_hits": not differ, "n_hits": int(hits["device"].any(axis=1).sum()), "hit_differences": differ,
+        "theta_mean_max_abs_diff": float(np.abs(theta["device"]["mean"] - theta["cpu"]["mean"]).max()),
+        "theta_sd_max_rel_diff": float((np.abs(theta["device"]["sd"] - theta["cpu"]["sd"]) / theta["cpu"]["sd"]).max()),
+        "mash_max_abs_diff": max_abs_diff(*both(lambda d: pd.read_csv(d / "mash" / "mash_gene_conservative.csv")).values()),
+        "aucell_max_abs_diff": max_abs_diff(*both(lambda d: pd.read_parquet(d / "aucell" / "aucell.parquet")).values()),
+        "recovery": both(lambda d: json.loads((d / "eval-recovery" / "recovery_metrics.json").read_text())),
+        "ok": not differ,
     }
 
 
