@@ -5,13 +5,14 @@ phases it finished); a phase starts only while ``--budget-s`` lasts:
 
 1. ``environment``: torch, the GPU, and any installed package outside python/pyproject.toml's ranges.
 2. ``test_profile``: ``fatescope run --profile test --run_ambient true`` (all eight GPU stages) with every
-   ``*_device`` param ``cuda``, then ``cpu``: each stage's trace row (wall, CPU, peak RSS) side by side, the hits of both
-   runs (they must be the same calls) and the largest differences of the posterior, mash and AUCell
-   tables.
+   ``*_device`` param ``cuda``, then ``cpu``: each stage's trace row (wall, CPU, peak RSS) side by side,
+   the hits of both runs (they must be the same calls) and the largest differences of the posterior, mash
+   and AUCell tables (over the regulons both runs found).
 3. ``chunks``: on CUDA, AUCell split into cell chunks and mash posteriors split into effect chunks (one
    shared fit) against one task each, on the CUDA run's outputs: the files must be equal to the bit.
 4. ``oom_fallback``: ``fatescope aucell --device cuda`` in a process whose CUDA memory is capped at a few
-   bytes (a real CUDA out-of-memory error) must finish on the CPU with the CPU run's numbers and log it.
+   bytes (a real CUDA out-of-memory error) must log it and finish on the CPU with ``--device cpu``'s numbers
+   on the same inputs.
 5. ``stage_speed``: the torch paths at benchmark sizes, CUDA vs this machine's CPU in the same run:
    fate-fit SVI steps (bench/fate_fit.py's case, 100,000 cells, batch 8,192), AUCell (bench/aucell.py's
    20,000 x 6,000 case: torch on CUDA vs the numba kernels) and mash posteriors under one fit
@@ -81,9 +82,14 @@ def trace(outdir: Path) -> dict:
     return {r["name"]: {"realtime": r["realtime"], "%cpu": r["%cpu"], "peak_rss": r["peak_rss"]} for _, r in rows.iterrows()}
 
 
-def max_abs_diff(a: pd.DataFrame, b: pd.DataFrame) -> float:
-    x, y = a.select_dtypes("number").to_numpy(np.float64), b.select_dtypes("number").to_numpy(np.float64)
-    return float(np.nanmax(np.abs(x - y))) if x.size else 0.0
+def table_difference(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    """Largest |difference| over the numeric columns both tables have (e.g. the regulons both runs found), and
+    the columns only one has."""
+    common = [c for c in a.select_dtypes("number").columns if c in b.columns]
+    x, y = a[common].to_numpy(np.float64), b[common].to_numpy(np.float64)
+    return {"max_abs_diff": float(np.nanmax(np.abs(x - y))) if x.size else None,
+            "columns_only_in_device_run": sorted(set(a.columns) - set(b.columns)),
+            "columns_only_in_cpu_run": sorted(set(b.columns) - set(a.columns))}
 
 
 def hit_columns(hits: pd.DataFrame) -> pd.DataFrame:
@@ -113,8 +119,8 @@ def test_profile(work: Path, device: str) -> dict:
         "same_hits": not differ, "n_hits": int(hits["device"].any(axis=1).sum()), "hit_differences": differ,
         "theta_mean_max_abs_diff": float(np.abs(theta["device"]["mean"] - theta["cpu"]["mean"]).max()),
         "theta_sd_max_rel_diff": float((np.abs(theta["device"]["sd"] - theta["cpu"]["sd"]) / theta["cpu"]["sd"]).max()),
-        "mash_max_abs_diff": max_abs_diff(*both(lambda d: pd.read_csv(d / "mash" / "mash_gene_conservative.csv")).values()),
-        "aucell_max_abs_diff": max_abs_diff(*both(lambda d: pd.read_parquet(d / "aucell" / "aucell.parquet")).values()),
+        "mash": table_difference(*both(lambda d: pd.read_csv(d / "mash" / "mash_gene_conservative.csv")).values()),
+        "aucell": table_difference(*both(lambda d: pd.read_parquet(d / "aucell" / "aucell.parquet")).values()),
         "recovery": both(lambda d: json.loads((d / "eval-recovery" / "recovery_metrics.json").read_text())),
         "ok": not differ,
     }
@@ -171,13 +177,15 @@ main(sys.argv[1:])
 
 def oom_fallback(work: Path) -> dict:
     src, out = work / "profile_device", work / "oom"
-    shutil.rmtree(out, ignore_errors=True)
-    args = ["--log-level", "WARNING", "aucell", "--cells", src / "qc" / "cells.h5ad", "--regulons",
-            src / "prune" / "regulons.parquet", "--device", "cuda", "--outdir", out]
+    for folder in (out, work / "oom_cpu"):
+        shutil.rmtree(folder, ignore_errors=True)
+    stage = ["aucell", "--cells", src / "qc" / "cells.h5ad", "--regulons", src / "prune" / "regulons.parquet"]
+    args = ["--log-level", "WARNING", *stage, "--device", "cuda", "--outdir", out]
     proc = subprocess.run([sys.executable, "-c", OOM_CHILD, *map(str, args)], capture_output=True, text=True, check=False)
     logged = "CUDA out of memory" in proc.stderr and "again on the CPU" in proc.stderr
+    must(fatescope(*stage, "--device", "cpu", "--outdir", work / "oom_cpu"))
     equal = proc.returncode == 0 and pd.read_parquet(out / "aucell.parquet").equals(
-        pd.read_parquet(work / "profile_cpu" / "aucell" / "aucell.parquet"))
+        pd.read_parquet(work / "oom_cpu" / "aucell.parquet"))
     return {"exit": proc.returncode, "logged": logged, "equals_cpu_run": bool(equal), "stderr_tail": proc.stderr[-600:],
             "ok": proc.returncode == 0 and logged and bool(equal)}
 
